@@ -1,0 +1,61 @@
+// Package config reads ferryd's TOML configuration and checks it, so that a
+// mistake is reported with the file, line, key and what is wrong before any
+// port is opened.
+package config
+
+import (
+	"net"
+	"net/netip"
+)
+
+// Config is the whole of ferryd's configuration.
+type Config struct {
+	// File is the path the config was read from (for error messages and reload).
+	File       string
+	Dataplane  Dataplane
+	Control    Control
+	Interfaces []Interface
+	Routes     []Route
+	Neighbors  []Neighbor
+}
+
+// Dataplane holds worker and ring settings.
+type Dataplane struct {
+	Workers    int // worker goroutines; each port gets one queue per worker (default: number of CPUs)
+	BatchSize  int // frames handled per worker iteration (default 64)
+	RingFrames int // frames in each RX and TX ring (default 256)
+	FrameSize  int // bytes per ring frame; >= 65536+headers keeps GSO frames whole (default 69632)
+}
+
+// Control holds the ferryctl socket settings.
+type Control struct {
+	Socket string // unix socket path, created with mode 0600 (default /run/ferry/ferryd.sock)
+}
+
+// Interface is one port.
+type Interface struct {
+	Name      string           // Linux interface name
+	Kind      string           // "afpacket" (later: "tun", "tap")
+	Addresses []netip.Prefix   // ferry's own IPv4 addresses with prefix length
+	MTU       int              // 0: use the link's MTU
+	MAC       net.HardwareAddr // nil: use the link's MAC
+	Line      int              // line in the config file where this interface is declared
+}
+
+// Route is a static route.
+type Route struct {
+	Prefix netip.Prefix // masked
+	Via    netip.Addr   // zero: directly connected through Dev
+	Dev    string       // empty: derived from Via's connected network
+	Metric uint32
+	Type   string // "unicast" (default), "blackhole", "unreachable", "prohibit"
+	Line   int
+}
+
+// Neighbor is a static ARP entry.
+type Neighbor struct {
+	IP   netip.Addr
+	MAC  net.HardwareAddr
+	Dev  string
+	Line int
+}
