@@ -1,0 +1,121 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// FerryConfig describes the ferryd config written for the rig.
+type FerryConfig struct {
+	Workers int    // dataplane workers (default 2)
+	Socket  string // control socket path (required)
+	MTU1    int    // MTU of r1 (B's side); 0 leaves the link's
+	// Extra is appended verbatim: more [[route]] or [[neighbor]] tables.
+	Extra string
+}
+
+// TOML renders the rig's ferryd config: r0 and r1 with ferry's addresses
+// and deliberately no default route, so Unrouted stays unrouted.
+func (c FerryConfig) TOML() string {
+	w := c.Workers
+	if w == 0 {
+		w = 2
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# ferryd config for the lab rig A — R — B (written by internal/lab)\n")
+	fmt.Fprintf(&b, "[dataplane]\nworkers = %d\n\n", w)
+	fmt.Fprintf(&b, "[control]\nsocket = %q\n\n", c.Socket)
+	fmt.Fprintf(&b, "[[interface]]\nname = \"r0\"\nkind = \"afpacket\"\naddresses = [%q]\n\n", AddrR0+"/24")
+	fmt.Fprintf(&b, "[[interface]]\nname = \"r1\"\nkind = \"afpacket\"\naddresses = [%q]\n", AddrR1+"/24")
+	if c.MTU1 != 0 {
+		fmt.Fprintf(&b, "mtu = %d\n", c.MTU1)
+	}
+	if c.Extra != "" {
+		b.WriteString("\n" + c.Extra + "\n")
+	}
+	return b.String()
+}
+
+// Ferryd is a ferryd process running in R.
+type Ferryd struct {
+	Proc    *Proc
+	Socket  string
+	Config  string // path of the config file
+	Log     string // path of ferryd's log (stdout and stderr)
+	ctlPath string
+}
+
+// StartFerryd writes cfg into dir, starts ferryBin inside R and waits (up
+// to 15 s) until `ferryctl -s SOCK show interfaces` answers. On failure the
+// error carries ferryd's log. The lab kills ferryd at Close if Stop was not
+// called.
+func (r *Rig) StartFerryd(ferryBin, ctlBin, dir string, cfg FerryConfig) (*Ferryd, error) {
+	if cfg.Socket == "" {
+		cfg.Socket = filepath.Join(dir, "ferryd.sock")
+	}
+	f := &Ferryd{
+		Socket:  cfg.Socket,
+		Config:  filepath.Join(dir, "ferryd.toml"),
+		Log:     filepath.Join(dir, "ferryd.log"),
+		ctlPath: ctlBin,
+	}
+	if err := os.WriteFile(f.Config, []byte(cfg.TOML()), 0o600); err != nil {
+		return nil, err
+	}
+	p, err := r.R.StartLog(f.Log, ferryBin, "-c", f.Config)
+	if err != nil {
+		return nil, err
+	}
+	f.Proc = p
+	deadline := time.Now().Add(15 * time.Second)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		if done, werr := p.Exited(); done {
+			return nil, fmt.Errorf("ferryd exited during start-up (%v); config:\n%s\nlog:\n%s", werr, cfg.TOML(), p.Output())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, lastErr = f.Ctl(ctx, "show", "interfaces")
+		cancel()
+		if lastErr == nil {
+			return f, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Stop(syscall.SIGKILL, time.Second)
+	return nil, fmt.Errorf("ferryd not ready after 15 s (last ferryctl error: %v); log:\n%s", lastErr, p.Output())
+}
+
+// Ctl runs ferryctl against this ferryd and returns its output. The control
+// socket is a path in the file system, so ferryctl need not enter R.
+func (f *Ferryd) Ctl(ctx context.Context, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, f.ctlPath, append([]string{"-s", f.Socket}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("ferryctl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
+// Output is ferryd's log so far.
+func (f *Ferryd) Output() string { return f.Proc.Output() }
+
+// Running reports whether ferryd is still alive.
+func (f *Ferryd) Running() bool {
+	done, _ := f.Proc.Exited()
+	return !done
+}
+
+// Stop sends SIGTERM and waits up to 10 s; it returns an error unless
+// ferryd exits cleanly with status 0.
+func (f *Ferryd) Stop() error {
+	if err := f.Proc.Stop(syscall.SIGTERM, 10*time.Second); err != nil {
+		return fmt.Errorf("ferryd stop: %v; log:\n%s", err, f.Proc.Output())
+	}
+	return nil
+}

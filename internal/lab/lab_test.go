@@ -1,0 +1,186 @@
+package lab
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func hostLinks(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func TestKernelRouterPing(t *testing.T) {
+	l := NewT(t)
+	before := hostLinks(t)
+	r := MustRig(l, true)
+	if after := hostLinks(t); after != before {
+		t.Errorf("building the rig changed the host's links:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	out := r.A.MustRun("ping", "-c", "3", "-i", "0.05", "-W", "1", AddrB)
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Errorf("ping A->B through the kernel router lost packets:\n%s", out)
+	}
+	out = r.B.MustRun("ping", "-c", "3", "-i", "0.05", "-W", "1", AddrA)
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Errorf("ping B->A through the kernel router lost packets:\n%s", out)
+	}
+}
+
+// In ferry mode nothing in R may answer: that is what makes a passing e2e
+// test proof that ferryd did the work.
+func TestFerryModeKernelSilent(t *testing.T) {
+	l := NewT(t)
+	r := MustRig(l, false)
+	out, err := r.A.Run(context.Background(), "ping", "-c", "2", "-i", "0.2", "-W", "1", AddrR0)
+	if err == nil {
+		t.Fatalf("R's kernel answered ping in ferry mode:\n%s", out)
+	}
+	if err := r.SetKernelRouter(true); err != nil {
+		t.Fatal(err)
+	}
+	r.A.MustRun("ping", "-c", "1", "-W", "2", AddrB)
+	if err := r.SetKernelRouter(false); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.A.Run(context.Background(), "ping", "-c", "1", "-W", "1", AddrB); err == nil {
+		t.Fatalf("kernel still forwards after switching back to ferry mode:\n%s", out)
+	}
+}
+
+func TestCloseRemovesEverything(t *testing.T) {
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	l, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRig(l, true)
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	p, err := r.B.Start("sleep", "60")
+	if err != nil {
+		l.Close()
+		t.Fatal(err)
+	}
+	names := []string{r.A.Name, r.R.Name, r.B.Name}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if done, _ := p.Exited(); !done {
+		t.Error("background process survived Close")
+	}
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join(netnsDir, n)); !os.IsNotExist(err) {
+			t.Errorf("namespace %s survived Close (%v)", n, err)
+		}
+	}
+	if _, err := l.Netns("x"); err == nil {
+		t.Error("Netns on a closed lab succeeded")
+	}
+}
+
+func TestReapOnlyOrphans(t *testing.T) {
+	live := NewT(t)
+	liveNS := live.MustNetns("live")
+
+	// An orphan: lab-shaped name, no lock holder (its process "died").
+	orphan := "fy0a0b0c-orph"
+	if out, err := exec.Command("ip", "netns", "add", orphan).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", orphan).Run() })
+	// Not lab-shaped: Reap must leave it alone.
+	foreign := "fyx" + live.ID[2:] + "-keep"
+	if out, err := exec.Command("ip", "netns", "add", foreign).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", foreign).Run() })
+
+	removed, err := Reap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != orphan {
+		t.Errorf("Reap removed %v, want only [%s]", removed, orphan)
+	}
+	for _, keep := range []string{liveNS.Name, foreign} {
+		if _, err := os.Stat(filepath.Join(netnsDir, keep)); err != nil {
+			t.Errorf("Reap removed %s: %v", keep, err)
+		}
+	}
+}
+
+func TestDoEntersNamespace(t *testing.T) {
+	l := NewT(t)
+	a := l.MustNetns("a")
+	b := l.MustNetns("b")
+	if err := l.Veth(a, "v0", b, "v1"); err != nil {
+		t.Fatal(err)
+	}
+	var idx int
+	err := a.Do(func() error {
+		ifi, err := unixIfIndex("v0")
+		idx = ifi
+		return err
+	})
+	if err != nil {
+		t.Fatalf("v0 not visible inside a: %v", err)
+	}
+	if idx <= 0 {
+		t.Fatalf("ifindex %d", idx)
+	}
+	// The calling thread must be back in the host namespace.
+	if _, err := unixIfIndex("v0"); err == nil {
+		t.Error("v0 visible outside the namespace after Do")
+	}
+}
+
+func unixIfIndex(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, err
+	}
+	return int(ifr.Uint32()), nil
+}
+
+func TestFerryConfigTOML(t *testing.T) {
+	got := FerryConfig{Socket: "/tmp/x/ferryd.sock", MTU1: 1300}.TOML()
+	for _, want := range []string{
+		"workers = 2",
+		`socket = "/tmp/x/ferryd.sock"`,
+		`name = "r0"`, `addresses = ["192.0.2.1/24"]`,
+		`name = "r1"`, `addresses = ["198.51.100.1/24"]`, "mtu = 1300",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "[[route]]") {
+		t.Errorf("rig config must have no routes (Unrouted must stay unrouted):\n%s", got)
+	}
+}

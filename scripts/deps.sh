@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# deps.sh installs the Debian packages ferry's tests and demo need, but only
+# the missing ones, so it is cheap to run before every `make test`/`make demo`
+# and works on a fresh Debian as root with no terminal.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+packages=(
+	iproute2          # ip netns, ip link, ip route
+	iputils-ping      # ping (the iputils one: -M do, "Frag needed" messages)
+	iputils-tracepath # tracepath (PMTU discovery)
+	traceroute        # traceroute -n -q1
+	iperf3            # TCP/UDP throughput through the router
+	tcpdump           # debugging captures
+	socat             # ad-hoc sockets in the demo and debugging
+	ethtool           # offload inspection on lab interfaces
+	procps            # sysctl, pkill-free process inspection
+	ca-certificates   # go mod download over HTTPS
+	make
+	git
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if ((${#missing[@]} > 0)); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "deps.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "deps.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q </dev/null
+	apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+if command -v go >/dev/null 2>&1; then
+	go mod download
+else
+	echo "deps.sh: go is not installed (need Go $(awk '/^go /{print $2}' go.mod) or newer)" >&2
+	exit 1
+fi
