@@ -69,12 +69,16 @@ func Available() error {
 	return nil
 }
 
-// New creates an empty lab for a program (demo, bench). The caller must
-// Close it; CloseOnSignal makes that happen on SIGINT/SIGTERM too.
+// New creates an empty lab for a program (demo, bench), after reaping the
+// leftovers of dead labs. The caller must Close it; CloseOnSignal makes that
+// happen on SIGINT/SIGTERM too.
 func New() (*Lab, error) {
 	if err := Available(); err != nil {
 		return nil, err
 	}
+	// Labs of test binaries killed by a timeout never ran their cleanup;
+	// their namespaces go now. Failure to reap is not this lab's problem.
+	Reap()
 	var b [3]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
