@@ -192,3 +192,68 @@ func TestFerryConfigTOML(t *testing.T) {
 		t.Errorf("rig config must have no routes (Unrouted must stay unrouted):\n%s", got)
 	}
 }
+
+// fakeFerry writes stand-ins for ferryd and ferryctl, so the start/stop
+// plumbing is tested without depending on the real daemon: the fake daemon
+// lets R's kernel forward and marks readiness with the socket path.
+func fakeFerry(t *testing.T, dir, startup string) (ferryd, ferryctl string) {
+	t.Helper()
+	ferryd = filepath.Join(dir, "fake-ferryd")
+	ferryctl = filepath.Join(dir, "fake-ferryctl")
+	d := `#!/usr/bin/env bash
+set -e
+sock=$(awk -F'"' '/^socket/{print $2}' "$2")
+` + startup + `
+ip addr add 192.0.2.1/24 dev r0
+ip addr add 198.51.100.1/24 dev r1
+sysctl -q -w net.ipv4.ip_forward=1
+echo "fake ferryd running"
+trap 'echo "fake ferryd stopping"; exit 0' TERM
+touch "$sock"
+while :; do sleep 0.05; done
+`
+	c := "#!/usr/bin/env bash\n[ \"$1\" = -s ] && [ -e \"$2\" ] && echo \"r0 r1\"\n"
+	if err := os.WriteFile(ferryd, []byte(d), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ferryctl, []byte(c), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return ferryd, ferryctl
+}
+
+func TestStartStopFerrydPlumbing(t *testing.T) {
+	l := NewT(t)
+	r := MustRig(l, false)
+	dir := t.TempDir()
+	fd, fc := fakeFerry(t, dir, "")
+	f, err := r.StartFerryd(fd, fc, dir, FerryConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.A.MustRun("ping", "-c", "1", "-W", "2", AddrB)
+	if out, err := f.Ctl(context.Background(), "show", "interfaces"); err != nil || !strings.Contains(string(out), "r0") {
+		t.Errorf("Ctl: %v %q", err, out)
+	}
+	if err := f.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if f.Running() {
+		t.Error("still running after Stop")
+	}
+	log, err := os.ReadFile(f.Log)
+	if err != nil || !strings.Contains(string(log), "fake ferryd stopping") {
+		t.Errorf("log file %s: %v %q", f.Log, err, log)
+	}
+}
+
+func TestStartFerrydReportsEarlyExit(t *testing.T) {
+	l := NewT(t)
+	r := MustRig(l, false)
+	dir := t.TempDir()
+	fd, fc := fakeFerry(t, dir, `echo "config.toml:3: bad key" >&2; exit 1`)
+	_, err := r.StartFerryd(fd, fc, dir, FerryConfig{})
+	if err == nil || !strings.Contains(err.Error(), "config.toml:3: bad key") {
+		t.Fatalf("want an error carrying ferryd's log, got %v", err)
+	}
+}
