@@ -1,0 +1,471 @@
+// Package fib is ferry's forwarding information base: the routes the control
+// plane installs and the longest-prefix-match lookup the dataplane workers
+// run for every packet. It is pure logic and does no I/O.
+//
+// # Design
+//
+// The FIB keeps two views of the same routes. The RIB (a map from prefix to
+// the routes for it, sorted by metric) is the writers' source of truth; it is
+// guarded by a mutex and only the control plane touches it. The forwarding
+// view is what readers use and is built from the best route of each prefix.
+//
+// IPv4 uses DIR-24-8, as DPDK's rte_lpm does: tbl24 has one 32-bit entry per
+// /24 (2^24 entries), and a /24 that holds longer prefixes points instead at
+// a tbl8 group of 256 entries, one per address. A lookup is therefore one
+// load from tbl24 and, only for destinations under a longer-than-/24 prefix,
+// one more from tbl8. Each entry packs an "extended" flag, the matching
+// prefix length plus one (0 = no route) and a 25-bit index, either a tbl8
+// group or a next-hop slot. The prefix length lets an update touch only the
+// entries a prefix owns, without consulting the RIB for every address.
+//
+// Next hops are deduplicated by forwarding action (type, device, gateway):
+// a full table from two upstreams uses two NextHop values, so the next-hop
+// array stays in L1 and the only cache miss per lookup is the tbl24 entry.
+// The cost of this is that NextHop.Route names one route using the next hop,
+// not necessarily the one that matched; [FIB.Get] returns the exact route.
+//
+// # Concurrency
+//
+// Readers take no lock and never block. They load one published generation
+// (an atomic pointer) and read its table entries with atomic 32-bit loads;
+// writers serialise on a mutex and change entries in place with atomic
+// 32-bit stores, so each reader sees every entry either before or after a
+// change. The ordering rules that keep this safe:
+//
+//   - A tbl8 group is filled completely before tbl24 is pointed at it.
+//   - A next-hop slot is written, and the slice holding it published, before
+//     any entry refers to it; published NextHop values are never modified.
+//   - Freed tbl8 groups and next-hop slots are never reused within a
+//     generation, so a reader that loaded an entry just before a change
+//     still finds the old, valid contents behind it. Waste is bounded by
+//     rebuilding the whole generation aside (from the RIB) and swapping it
+//     in when dead groups or slots outnumber live ones, or tbl8 is full;
+//     the garbage collector frees the old generation once no reader holds
+//     it. [FIB.Replace] uses the same build-aside-and-swap path.
+//
+// # Cost
+//
+// Memory: tbl24 is 64 MiB (2^24 × 4 bytes). It is allocated on the first
+// IPv4 route only, and since the Go runtime gets it as fresh zeroed pages
+// from the OS, untouched regions cost address space rather than RSS. Each
+// tbl8 group costs 1 KiB; the full Internet table needs a few thousand. The
+// RIB costs roughly 150 bytes per prefix on top.
+//
+// Update: adding or deleting a prefix of length L ≤ 24 rewrites 2^(24-L)
+// tbl24 entries (plus the tbl8 groups under them), so a /8 touches 65,536
+// entries and a /24 one; a longer prefix touches at most 256 tbl8 entries.
+// Finding the covering route on delete costs at most 32 map probes. A
+// rebuild costs about as much as loading every route afresh.
+package fib
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// RouteType is what a route does with matching packets.
+type RouteType uint8
+
+// Route types, as in Linux.
+const (
+	Unicast     RouteType = iota // forward via a gateway or on-link
+	Local                        // deliver to ferry itself
+	Blackhole                    // drop silently
+	Unreachable                  // drop, ICMP net/host unreachable
+	Prohibit                     // drop, ICMP administratively prohibited
+)
+
+var typeNames = [...]string{"unicast", "local", "blackhole", "unreachable", "prohibit"}
+
+func (t RouteType) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("RouteType(%d)", uint8(t))
+}
+
+// Route is one route as the control plane sees it.
+type Route struct {
+	Prefix netip.Prefix // masked; IPv4 only for now
+	Type   RouteType
+	Via    netip.Addr // gateway; zero = on-link (connected)
+	Dev    int        // ferry port index; -1 = none
+	Metric uint32
+	Proto  string // "connected", "static", "local", "ctl"... free text for display
+}
+
+func (r Route) String() string {
+	s := r.Prefix.String()
+	if r.Type != Unicast {
+		s = r.Type.String() + " " + s
+	}
+	if r.Via.IsValid() {
+		s += " via " + r.Via.String()
+	}
+	if r.Dev >= 0 {
+		s += fmt.Sprintf(" dev %d", r.Dev)
+	}
+	if r.Proto != "" {
+		s += " proto " + r.Proto
+	}
+	return s + fmt.Sprintf(" metric %d", r.Metric)
+}
+
+// NextHop is what the dataplane needs to forward a packet. Values returned
+// by lookups are immutable and stay valid after the route is removed.
+type NextHop struct {
+	Type    RouteType
+	Dev     int
+	Gateway uint32 // IPv4 gateway in host byte order; 0 = deliver to the destination itself (on-link)
+	// Route is a route that uses this next hop. Routes with the same
+	// type, device and gateway share one NextHop, so this need not be the
+	// route that matched: use FIB.Get for that.
+	Route *Route
+}
+
+// Errors returned by FIB methods; wrapped with details.
+var (
+	ErrExists   = errors.New("route exists")
+	ErrNotFound = errors.New("no such route")
+	ErrInvalid  = errors.New("invalid route")
+)
+
+// FIB is a forwarding table. Lookups may run concurrently with each other
+// and with Add, Delete and Replace.
+type FIB struct {
+	gen atomic.Pointer[gen] // what readers use
+
+	mu  sync.Mutex // serialises writers
+	rib map[netip.Prefix]*ribEntry
+}
+
+// ribEntry holds every route for one prefix, best (lowest metric) first.
+type ribEntry struct {
+	routes []*Route
+	slot   uint32 // next-hop slot of routes[0] in the current generation
+}
+
+// New returns an empty FIB.
+func New() *FIB {
+	f := &FIB{rib: make(map[netip.Prefix]*ribEntry)}
+	f.gen.Store(newGen(false, 0))
+	return f
+}
+
+func validate(r *Route) error {
+	p := r.Prefix
+	if !p.IsValid() {
+		return fmt.Errorf("%w: prefix %v", ErrInvalid, p)
+	}
+	if !p.Addr().Is4() {
+		return fmt.Errorf("%w: %v: only IPv4 prefixes are supported", ErrInvalid, p)
+	}
+	if p.Masked() != p {
+		// Rejected rather than normalised: 10.1.2.3/8 is more often a typo
+		// for a host route than a request for 10.0.0.0/8.
+		return fmt.Errorf("%w: %v has host bits set (did you mean %v?)", ErrInvalid, p, p.Masked())
+	}
+	if r.Type > Prohibit {
+		return fmt.Errorf("%w: %v: unknown type %d", ErrInvalid, p, r.Type)
+	}
+	if r.Via.IsValid() {
+		if !r.Via.Is4() {
+			return fmt.Errorf("%w: %v: gateway %v is not IPv4", ErrInvalid, p, r.Via)
+		}
+		if r.Type != Unicast {
+			return fmt.Errorf("%w: %v: a %v route takes no gateway", ErrInvalid, p, r.Type)
+		}
+	}
+	if r.Dev < -1 {
+		return fmt.Errorf("%w: %v: device %d", ErrInvalid, p, r.Dev)
+	}
+	if (r.Type == Unicast || r.Type == Local) && r.Dev < 0 {
+		return fmt.Errorf("%w: %v: a %v route needs a device", ErrInvalid, p, r.Type)
+	}
+	return nil
+}
+
+// Add installs r. It fails if r is invalid or a route for the same prefix
+// and metric exists. Among a prefix's routes the lowest metric is used.
+func (f *FIB) Add(r Route) error {
+	if err := validate(&r); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.rib[r.Prefix]
+	if e != nil {
+		for _, o := range e.routes {
+			if o.Metric == r.Metric {
+				return fmt.Errorf("%w: %v metric %d", ErrExists, r.Prefix, r.Metric)
+			}
+		}
+	}
+	rp := &r
+	if e == nil {
+		e = &ribEntry{routes: []*Route{rp}}
+		f.rib[r.Prefix] = e
+		g := f.gen.Load()
+		if g.tbl24 == nil {
+			f.rebuild(0) // allocates tbl24 and installs e
+			return nil
+		}
+		e.slot = g.acquire(rp)
+		if !g.install(r.Prefix, e.slot) {
+			f.rebuild(0)
+		}
+		return nil
+	}
+	i, _ := slices.BinarySearchFunc(e.routes, r.Metric, func(o *Route, m uint32) int { return cmp.Compare(o.Metric, m) })
+	e.routes = slices.Insert(e.routes, i, rp)
+	if i == 0 {
+		f.changeBest(r.Prefix, e)
+	}
+	return nil
+}
+
+// Delete removes the route with r's prefix and metric, and also r's gateway
+// and device when those are set (Via valid, Dev >= 0).
+func (f *FIB) Delete(r Route) error {
+	if !r.Prefix.IsValid() {
+		return fmt.Errorf("%w: prefix %v", ErrInvalid, r.Prefix)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	e := f.rib[r.Prefix]
+	i := -1
+	if e != nil {
+		i = slices.IndexFunc(e.routes, func(o *Route) bool {
+			return o.Metric == r.Metric && (!r.Via.IsValid() || o.Via == r.Via) && (r.Dev < 0 || o.Dev == r.Dev)
+		})
+	}
+	if i < 0 {
+		return fmt.Errorf("%w: %v", ErrNotFound, r)
+	}
+	e.routes = slices.Delete(e.routes, i, i+1)
+	g := f.gen.Load()
+	switch {
+	case len(e.routes) == 0:
+		delete(f.rib, r.Prefix)
+		cover := f.cover(r.Prefix)
+		g.uninstall(r.Prefix, cover)
+		g.release(e.slot)
+		f.maybeCompact(g)
+	case i == 0:
+		f.changeBest(r.Prefix, e)
+	}
+	return nil
+}
+
+// changeBest repoints a prefix's entries at the next hop of its (new) best
+// route.
+func (f *FIB) changeBest(p netip.Prefix, e *ribEntry) {
+	g := f.gen.Load()
+	old := e.slot
+	e.slot = g.acquire(e.routes[0])
+	if e.slot == old {
+		g.release(old)
+		return
+	}
+	g.repoint(p, e.slot)
+	g.release(old)
+	f.maybeCompact(g)
+}
+
+// cover returns the entry value of the longest prefix in the RIB strictly
+// shorter than p that contains it, or 0 if there is none.
+func (f *FIB) cover(p netip.Prefix) uint32 {
+	for b := p.Bits() - 1; b >= 0; b-- {
+		q, _ := p.Addr().Prefix(b)
+		if e := f.rib[q]; e != nil {
+			return mkEntry(e.slot, b)
+		}
+	}
+	return 0
+}
+
+func (f *FIB) maybeCompact(g *gen) {
+	if g.wasteful() {
+		f.rebuild(0)
+	}
+}
+
+// rebuild builds a fresh generation from the RIB and publishes it. Caller
+// holds f.mu.
+func (f *FIB) rebuild(minGroups int) {
+	f.gen.Store(build(f.rib, minGroups))
+}
+
+// build makes a generation holding the best route of every RIB entry and
+// sets each entry's slot to match.
+func build(rib map[netip.Prefix]*ribEntry, minGroups int) *gen {
+	ps := make([]netip.Prefix, 0, len(rib))
+	long := make(map[uint32]struct{})
+	for p := range rib {
+		ps = append(ps, p)
+		if p.Bits() > 24 {
+			long[addr4(p.Addr())>>8] = struct{}{}
+		}
+	}
+	// Shorter prefixes first, so every install overwrites what it covers
+	// and tbl8 groups are created only once the /24s below them are final.
+	slices.SortFunc(ps, func(a, b netip.Prefix) int { return cmp.Compare(a.Bits(), b.Bits()) })
+	g := newGen(len(ps) > 0, max(2*len(long)+64, minGroups))
+	for _, p := range ps {
+		e := rib[p]
+		e.slot = g.acquire(e.routes[0])
+		if !g.install(p, e.slot) {
+			panic("fib: tbl8 sized too small in build")
+		}
+	}
+	return g
+}
+
+// Replace swaps the whole table for routes at once: it validates and builds
+// the new table aside, and on any error leaves the FIB unchanged. Readers
+// see either the old table or the new one.
+func (f *FIB) Replace(routes []Route) error {
+	rib := make(map[netip.Prefix]*ribEntry, len(routes))
+	for i := range routes {
+		r := routes[i]
+		if err := validate(&r); err != nil {
+			return err
+		}
+		e := rib[r.Prefix]
+		if e == nil {
+			e = &ribEntry{}
+			rib[r.Prefix] = e
+		}
+		e.routes = append(e.routes, &r)
+	}
+	for p, e := range rib {
+		slices.SortFunc(e.routes, func(a, b *Route) int { return cmp.Compare(a.Metric, b.Metric) })
+		for i := 1; i < len(e.routes); i++ {
+			if e.routes[i].Metric == e.routes[i-1].Metric {
+				return fmt.Errorf("%w: %v metric %d", ErrExists, p, e.routes[i].Metric)
+			}
+		}
+	}
+	g := build(rib, 0)
+	f.mu.Lock()
+	f.rib = rib
+	f.gen.Store(g)
+	f.mu.Unlock()
+	return nil
+}
+
+// Routes returns every route, sorted by prefix then metric.
+func (f *FIB) Routes() []Route {
+	f.mu.Lock()
+	out := make([]Route, 0, len(f.rib))
+	for _, e := range f.rib {
+		for _, r := range e.routes {
+			out = append(out, *r)
+		}
+	}
+	f.mu.Unlock()
+	slices.SortFunc(out, func(a, b Route) int {
+		if c := a.Prefix.Addr().Compare(b.Prefix.Addr()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Metric, b.Metric)
+	})
+	return out
+}
+
+// Len returns the number of prefixes with at least one route.
+func (f *FIB) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.rib)
+}
+
+// Get returns the route a lookup of a would use, for display ("route
+// get"). It takes the writers' lock and is not for the packet path.
+func (f *FIB) Get(a netip.Addr) (Route, bool) {
+	a = a.Unmap()
+	if !a.Is4() {
+		return Route{}, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// The entry's depth names the matching prefix, so one RIB probe does.
+	g := f.gen.Load()
+	if g.tbl24 == nil {
+		return Route{}, false
+	}
+	dst := addr4(a)
+	e := g.tbl24[dst>>8]
+	if e&extBit != 0 {
+		e = g.tbl8[uint(e&idxMask)<<8|uint(dst&0xff)]
+	}
+	if e == 0 {
+		return Route{}, false
+	}
+	p, _ := a.Prefix(int(depth(e)) - 1)
+	return *f.rib[p].routes[0], true
+}
+
+// Lookup4 returns the next hop for dst (IPv4, host byte order), or nil if
+// no route matches. It never blocks and does not allocate.
+func (f *FIB) Lookup4(dst uint32) *NextHop {
+	g := f.gen.Load()
+	t := g.tbl24
+	if t == nil {
+		return nil
+	}
+	e := atomic.LoadUint32(&t[dst>>8])
+	if e&extBit != 0 {
+		e = atomic.LoadUint32(&g.tbl8[uint(e&idxMask)<<8|uint(dst&0xff)])
+	}
+	if e == 0 {
+		return nil
+	}
+	nh := *g.nh.Load()
+	return &nh[e&idxMask]
+}
+
+// Lookup4Batch looks up every dst (host byte order) and stores the next
+// hops, or nil for no route, in out, which must be at least as long.
+func (f *FIB) Lookup4Batch(dst []uint32, out []*NextHop) {
+	out = out[:len(dst)]
+	g := f.gen.Load()
+	t := g.tbl24
+	if t == nil {
+		clear(out)
+		return
+	}
+	// Loading the next-hop slice before the entries is safe: a slot an
+	// entry refers to was published before the entry, so if it is past the
+	// end of this copy a fresh load will have it.
+	nh := *g.nh.Load()
+	tbl8 := g.tbl8
+	for i, d := range dst {
+		e := atomic.LoadUint32(&t[d>>8])
+		if e&extBit != 0 {
+			e = atomic.LoadUint32(&tbl8[uint(e&idxMask)<<8|uint(d&0xff)])
+		}
+		if e == 0 {
+			out[i] = nil
+			continue
+		}
+		k := e & idxMask
+		if int(k) >= len(nh) {
+			nh = *g.nh.Load()
+		}
+		out[i] = &nh[k]
+	}
+}
+
+func addr4(a netip.Addr) uint32 {
+	b := a.As4()
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
