@@ -1,5 +1,10 @@
 package dataplane
 
+import (
+	"fmt"
+	"net/netip"
+)
+
 // Status views are what ferryctl shows. They are snapshots built on request
 // from counters the workers keep; building one never stops forwarding.
 
@@ -56,4 +61,104 @@ type Status interface {
 	Routes() []RouteStatus
 	Neighbors() []NeighborStatus
 	Workers() []WorkerStatus
+}
+
+var _ Status = (*Router)(nil)
+
+func (r *Router) allWorkers() []*worker {
+	return append(r.workers[:len(r.workers):len(r.workers)], r.ctl)
+}
+
+// Interfaces sums every worker's counters per port.
+func (r *Router) Interfaces() []InterfaceStatus {
+	out := make([]InterfaceStatus, len(r.ports))
+	for i, p := range r.ports {
+		s := InterfaceStatus{
+			Name: p.name, Index: i, Kind: p.kind, MTU: p.mtu, Up: p.up.Load(),
+			MAC:   fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]),
+			Drops: map[string]uint64{},
+		}
+		for _, a := range p.addrs {
+			s.Addresses = append(s.Addresses, a.String())
+		}
+		for _, w := range r.allWorkers() {
+			pc := &w.ctr.ports[i]
+			s.RxPackets += pc.rxPackets.Load()
+			s.RxBytes += pc.rxBytes.Load()
+			s.TxPackets += pc.txPackets.Load()
+			s.TxBytes += pc.txBytes.Load()
+			for d := range pc.drops {
+				if v := pc.drops[d].Load(); v > 0 {
+					s.Drops[Drop(d).String()] += v
+				}
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// Routes lists the FIB.
+func (r *Router) Routes() []RouteStatus {
+	var out []RouteStatus
+	for _, rt := range r.fib.Routes() {
+		s := RouteStatus{Prefix: rt.Prefix.String(), Type: rt.Type.String(), Metric: rt.Metric, Table: "main"}
+		if rt.Proto == "connected" {
+			s.Type = "connected"
+		}
+		if rt.Via.IsValid() {
+			s.Via = rt.Via.String()
+		}
+		if rt.Dev >= 0 && rt.Dev < len(r.ports) {
+			s.Dev = r.ports[rt.Dev].name
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Neighbors lists the ARP table.
+func (r *Router) Neighbors() []NeighborStatus {
+	var out []NeighborStatus
+	for _, n := range r.neigh.Snapshot() {
+		s := NeighborStatus{
+			IP:     netip.AddrFrom4([4]byte{byte(n.Key.IP >> 24), byte(n.Key.IP >> 16), byte(n.Key.IP >> 8), byte(n.Key.IP)}).String(),
+			State:  n.State.String(),
+			Queued: n.Queued,
+		}
+		if n.HasMAC {
+			s.MAC = fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", n.MAC[0], n.MAC[1], n.MAC[2], n.MAC[3], n.MAC[4], n.MAC[5])
+		}
+		if n.Key.Port >= 0 && n.Key.Port < len(r.ports) {
+			s.Dev = r.ports[n.Key.Port].name
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// Workers reports each worker's activity; the control goroutine's own
+// pipeline is listed with id -1.
+func (r *Router) Workers() []WorkerStatus {
+	var out []WorkerStatus
+	for _, w := range r.allWorkers() {
+		c := w.ctr
+		s := WorkerStatus{
+			ID: w.id, Batches: c.batches.Load(), Packets: c.packets.Load(),
+			Forwarded: c.forwarded.Load(), Local: c.local.Load(), Wakeups: c.wakeups.Load(),
+			Drops: map[string]uint64{},
+		}
+		if s.Batches > 0 {
+			s.AvgBatch = float64(s.Packets) / float64(s.Batches)
+		}
+		for i := range c.ports {
+			for d := range c.ports[i].drops {
+				if v := c.ports[i].drops[d].Load(); v > 0 {
+					s.Drops[Drop(d).String()] += v
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -1,0 +1,116 @@
+package dataplane
+
+// Drop is why a packet left the pipeline without being sent. Every drop is
+// counted under exactly one reason, per port, and shown by
+// `ferryctl show interfaces` and `show stats`. The names are fixed: scripts
+// and dashboards match on them.
+type Drop uint8
+
+const (
+	DropNone Drop = iota
+	// input
+	DropFrameTruncated   // shorter than an Ethernet header
+	DropNotForUs         // unicast to another host's MAC (seen because the port is promiscuous)
+	DropUnknownEtherType // neither IPv4 nor ARP
+	DropIPv6NotEnabled   // IPv6 arrives in a later release
+	DropIPTruncated      // frame shorter than 20 bytes of IPv4 or than its total length
+	DropIPBadVersion     // version field is not 4
+	DropIPBadIHL         // header length < 20 bytes or beyond the packet
+	DropIPBadTotalLength // total length smaller than the header
+	DropIPBadChecksum    // header checksum does not verify
+	DropIPMartianSource  // source is 0/8, loopback, multicast or limited broadcast
+	DropIPMartianDest    // destination is 0/8 or loopback
+	DropBroadcast        // IP broadcast or multicast: a router does not forward them
+	DropFrameTooBig      // larger than the ring slot or the worker's buffer
+	// arp
+	DropARPMalformed // not Ethernet/IPv4 ARP, or truncated
+	DropARPNotForUs  // request or reply for an address that is not ferry's
+	// route
+	DropNoRoute     // no route; ICMP net unreachable sent
+	DropBlackhole   // blackhole route: silent
+	DropUnreachable // unreachable route; ICMP host unreachable sent
+	DropProhibit    // prohibit route; ICMP administratively prohibited sent
+	// local delivery
+	DropICMPBadChecksum  // echo request whose ICMP checksum does not verify
+	DropLocalPort        // UDP to ferry itself; ICMP port unreachable sent
+	DropLocalProtocol    // TCP or other protocol to ferry itself (no sockets)
+	DropLocalICMPIgnored // ICMP to ferry that is not an echo request
+	DropLocalFragment    // fragment addressed to ferry: it does not reassemble
+	// forward
+	DropTTLExceeded // TTL <= 1; ICMP time exceeded sent
+	DropFragNeeded  // DF set and larger than the egress MTU; ICMP frag needed sent
+	DropGSOTooBig   // GSO frame whose segments exceed the egress MTU and may not be fragmented
+	DropFragFailed  // no spare buffer to fragment into, or malformed options
+	DropPortDown    // egress port is down or gone
+	// neighbour
+	DropNeighborFailed // ARP resolution failed; ICMP host unreachable sent
+	DropNeighborQueue  // pushed out of a full unresolved-neighbour queue
+	// ICMP errors ferry generated but did not send
+	DropICMPRateLimited // per-destination ICMP error rate limit (like Linux icmp_ratelimit)
+	DropICMPNoRoute     // no route back to the source of the offending packet
+	DropICMPSuppressed  // never an error about an ICMP error, a non-first fragment or a broadcast
+	// transmit and rings
+	DropTxRingFull   // no free slot in the egress TX ring
+	DropKernelRxRing // the kernel dropped frames because the RX ring was full
+	DropTruncatedRx  // frame truncated by the ring (larger than a slot)
+
+	numDrops
+)
+
+var dropNames = [numDrops]string{
+	DropNone:             "none",
+	DropFrameTruncated:   "frame_truncated",
+	DropNotForUs:         "not_for_us",
+	DropUnknownEtherType: "unknown_ethertype",
+	DropIPv6NotEnabled:   "ipv6_not_enabled",
+	DropIPTruncated:      "ip_truncated",
+	DropIPBadVersion:     "ip_bad_version",
+	DropIPBadIHL:         "ip_bad_ihl",
+	DropIPBadTotalLength: "ip_bad_total_length",
+	DropIPBadChecksum:    "ip_bad_checksum",
+	DropIPMartianSource:  "ip_martian_source",
+	DropIPMartianDest:    "ip_martian_destination",
+	DropBroadcast:        "broadcast_not_forwarded",
+	DropFrameTooBig:      "frame_too_big",
+	DropARPMalformed:     "arp_malformed",
+	DropARPNotForUs:      "arp_not_for_us",
+	DropNoRoute:          "no_route",
+	DropBlackhole:        "blackhole",
+	DropUnreachable:      "unreachable_route",
+	DropProhibit:         "prohibited",
+	DropICMPBadChecksum:  "icmp_bad_checksum",
+	DropLocalPort:        "local_port_unreachable",
+	DropLocalProtocol:    "local_protocol_unsupported",
+	DropLocalICMPIgnored: "local_icmp_ignored",
+	DropLocalFragment:    "local_fragment",
+	DropTTLExceeded:      "ttl_exceeded",
+	DropFragNeeded:       "frag_needed",
+	DropGSOTooBig:        "gso_too_big",
+	DropFragFailed:       "frag_failed",
+	DropPortDown:         "port_down",
+	DropNeighborFailed:   "neighbor_failed",
+	DropNeighborQueue:    "neighbor_queue_overflow",
+	DropICMPRateLimited:  "icmp_error_ratelimited",
+	DropICMPNoRoute:      "icmp_error_no_route",
+	DropICMPSuppressed:   "icmp_error_suppressed",
+	DropTxRingFull:       "tx_ring_full",
+	DropKernelRxRing:     "rx_ring_full",
+	DropTruncatedRx:      "rx_truncated",
+}
+
+func (d Drop) String() string {
+	if d < numDrops {
+		return dropNames[d]
+	}
+	return "unknown"
+}
+
+// DropReasons lists every reason name in a stable order, for documentation
+// and tests.
+func DropReasons() []string {
+	out := make([]string, 0, numDrops-1)
+	for d := DropNone + 1; d < numDrops; d++ {
+		out = append(out, dropNames[d])
+	}
+	return out
+}

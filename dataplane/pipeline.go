@@ -1,0 +1,64 @@
+package dataplane
+
+// The packet path. Every batch a worker reads goes through these stages in
+// this order; each stage is one file named after it. A packet's `next`
+// names the next stage that must see it, and only ever moves forward, so a
+// stage can send a packet straight to a later one (an echo reply skips the
+// forward hook; an ARP reply goes straight to transmit) and one pass over
+// the list handles the whole batch.
+//
+//	input        Ethernet, ARP/IPv4 demux, IPv4 header validation    input.go
+//	arp          answer requests for ferry's addresses, learn replies arp.go
+//	prerouting   hook: filter, DNAT                                   hooks.go
+//	route        FIB lookup for the whole batch                        route.go
+//	local        ferry's own addresses: echo reply, port unreachable  local.go
+//	forward      TTL and MTU checks, then hook: filter                forward.go
+//	postrouting  hook: SNAT, masquerade                               hooks.go
+//	fragment     split packets larger than the egress MTU (DF clear)  fragment.go
+//	neighbour    next hop's MAC, or queue and ARP for it              neighbour.go
+//	rewrite      MAC addresses, TTL decrement, incremental checksum   rewrite.go
+//	transmit     one write per egress port for the whole batch        transmit.go
+//
+// Exceptions are routes, not afterthoughts: a packet that needs an ICMP
+// error is turned into that error in place (icmp.go) and continues at
+// postrouting as a packet of ferry's own.
+
+type stage uint8
+
+const (
+	stageInput stage = iota
+	stageARP
+	stagePrerouting
+	stageRoute
+	stageLocal
+	stageForward
+	stagePostrouting
+	stageFragment
+	stageNeighbour
+	stageRewrite
+	stageTransmit
+	stageDone // dropped, queued or sent
+)
+
+var stageNames = [...]string{
+	"input", "arp", "prerouting", "route", "local", "forward",
+	"postrouting", "fragment", "neighbour", "rewrite", "transmit", "done",
+}
+
+func (s stage) String() string { return stageNames[s] }
+
+// process runs one batch through every stage.
+func (w *worker) process() {
+	w.input()
+	w.arp()
+	w.hook(stagePrerouting, w.r.hooks.Prerouting)
+	w.route()
+	w.local()
+	w.forward()
+	w.hook(stagePostrouting, w.r.hooks.Postrouting)
+	w.fragment()
+	w.neighbour()
+	w.rewrite()
+	w.transmit()
+	w.finish()
+}

@@ -1,0 +1,374 @@
+package dataplane
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferry-router/ferry/config"
+	"github.com/ferry-router/ferry/dataplane/neigh"
+	"github.com/ferry-router/ferry/fib"
+	"github.com/ferry-router/ferry/iface"
+)
+
+// Router is a running ferry: its ports, the tables the workers read, the
+// workers themselves and the control goroutine that runs the neighbour
+// timers and watches link state.
+type Router struct {
+	log   *slog.Logger
+	ports []*port
+	fib   *fib.FIB
+	neigh *neigh.Table
+	hooks Hooks
+	batch int
+
+	workers []*worker
+	ctl     *worker // the control goroutine's own pipeline (ICMP for failed ARP)
+
+	stopping atomic.Bool
+	wg       sync.WaitGroup
+	done     chan struct{}
+}
+
+// port is one interface as the workers see it. Everything but up is fixed
+// while the router runs.
+type port struct {
+	idx   int
+	name  string
+	kind  string
+	link  iface.Link
+	mac   [6]byte
+	mtu   int
+	addrs []netip.Prefix
+	up    atomic.Bool
+	gone  atomic.Bool
+}
+
+// Options adjust how a Router is built.
+type Options struct {
+	Log   *slog.Logger
+	Hooks Hooks
+	// OpenLink opens a port. Nil opens AF_PACKET sockets; tests pass fakes.
+	OpenLink func(ifc config.Interface, dp config.Dataplane) (iface.Link, error)
+}
+
+// New opens every configured port and builds the tables. Nothing is
+// forwarded until Start.
+func New(cfg *config.Config, opt Options) (*Router, error) {
+	if len(cfg.Interfaces) > 255 {
+		return nil, errors.New("ferry supports at most 255 interfaces")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	if opt.OpenLink == nil {
+		opt.OpenLink = openAFPacket
+	}
+	workers := max(cfg.Dataplane.Workers, 1)
+	r := &Router{
+		log:   opt.Log,
+		fib:   fib.New(),
+		neigh: neigh.New(neigh.Config{}),
+		hooks: opt.Hooks,
+		batch: max(cfg.Dataplane.BatchSize, 1),
+		done:  make(chan struct{}),
+	}
+	for i, ifc := range cfg.Interfaces {
+		l, err := opt.OpenLink(ifc, cfg.Dataplane)
+		if err != nil {
+			r.closeLinks()
+			return nil, fmt.Errorf("interface %s: %w", ifc.Name, err)
+		}
+		if l.NumQueues() < workers {
+			r.closeLinks()
+			return nil, fmt.Errorf("interface %s: %d queues for %d workers", ifc.Name, l.NumQueues(), workers)
+		}
+		p := &port{idx: i, name: ifc.Name, kind: ifc.Kind, link: l, mtu: l.MTU(), addrs: ifc.Addresses}
+		copy(p.mac[:], l.MAC())
+		if ifc.MAC != nil {
+			copy(p.mac[:], ifc.MAC)
+		}
+		if ifc.MTU > 0 {
+			p.mtu = ifc.MTU
+		}
+		p.up.Store(l.Up())
+		r.ports = append(r.ports, p)
+	}
+	if err := r.loadTables(cfg); err != nil {
+		r.closeLinks()
+		return nil, err
+	}
+	for id := 0; id < workers; id++ {
+		qs := make([]iface.Queue, len(r.ports))
+		for pi, p := range r.ports {
+			qs[pi] = p.link.Queue(id)
+		}
+		r.workers = append(r.workers, newWorker(r, id, qs))
+	}
+	ctlQueues := make([]iface.Queue, len(r.ports))
+	for pi, p := range r.ports {
+		ctlQueues[pi] = controlQueue{p.link}
+	}
+	r.ctl = newWorker(r, -1, ctlQueues)
+	return r, nil
+}
+
+func openAFPacket(ifc config.Interface, dp config.Dataplane) (iface.Link, error) {
+	return iface.OpenAFPacket(iface.AFPacketConfig{
+		Name:       ifc.Name,
+		Queues:     max(dp.Workers, 1),
+		RingFrames: dp.RingFrames,
+		FrameSize:  dp.FrameSize,
+		Promisc:    true, // a configured MAC other than the link's must still be received
+	})
+}
+
+// loadTables derives connected and local routes from the interface
+// addresses, then adds the static routes and neighbours.
+func (r *Router) loadTables(cfg *config.Config) error {
+	for _, p := range r.ports {
+		for _, a := range p.addrs {
+			if err := r.fib.Add(fib.Route{Prefix: a.Masked(), Type: fib.Unicast, Dev: p.idx, Proto: "connected"}); err != nil {
+				return fmt.Errorf("connected route %s dev %s: %w", a.Masked(), p.name, err)
+			}
+			if err := r.fib.Add(fib.Route{Prefix: netip.PrefixFrom(a.Addr(), 32), Type: fib.Local, Dev: p.idx, Proto: "local"}); err != nil {
+				return fmt.Errorf("local route %s dev %s: %w", a.Addr(), p.name, err)
+			}
+		}
+	}
+	for _, rt := range cfg.Routes {
+		fr := fib.Route{Prefix: rt.Prefix, Via: rt.Via, Dev: -1, Metric: rt.Metric, Proto: "static"}
+		switch rt.Type {
+		case "", "unicast":
+			fr.Type = fib.Unicast
+		case "blackhole":
+			fr.Type = fib.Blackhole
+		case "unreachable":
+			fr.Type = fib.Unreachable
+		case "prohibit":
+			fr.Type = fib.Prohibit
+		default:
+			return fmt.Errorf("%s:%d: route %s: unknown type %q", cfg.File, rt.Line, rt.Prefix, rt.Type)
+		}
+		if rt.Dev != "" {
+			fr.Dev = r.portIndex(rt.Dev)
+		} else if rt.Via.IsValid() {
+			fr.Dev = r.connectedPort(rt.Via)
+		}
+		if fr.Type == fib.Unicast && fr.Dev < 0 {
+			return fmt.Errorf("%s:%d: route %s: gateway %s is not on a connected network", cfg.File, rt.Line, rt.Prefix, rt.Via)
+		}
+		if err := r.fib.Add(fr); err != nil {
+			return fmt.Errorf("%s:%d: route %s: %w", cfg.File, rt.Line, rt.Prefix, err)
+		}
+	}
+	for _, n := range cfg.Neighbors {
+		pi := r.portIndex(n.Dev)
+		if pi < 0 {
+			return fmt.Errorf("%s:%d: neighbor %s: unknown dev %q", cfg.File, n.Line, n.IP, n.Dev)
+		}
+		if err := r.neigh.AddStatic(neigh.Key{Port: pi, IP: ip4(n.IP)}, [6]byte(n.MAC)); err != nil {
+			return fmt.Errorf("%s:%d: neighbor %s: %w", cfg.File, n.Line, n.IP, err)
+		}
+	}
+	return nil
+}
+
+func (r *Router) portIndex(name string) int {
+	for _, p := range r.ports {
+		if p.name == name {
+			return p.idx
+		}
+	}
+	return -1
+}
+
+func (r *Router) connectedPort(a netip.Addr) int {
+	for _, p := range r.ports {
+		for _, pf := range p.addrs {
+			if pf.Contains(a) {
+				return p.idx
+			}
+		}
+	}
+	return -1
+}
+
+func ip4(a netip.Addr) uint32 {
+	b := a.As4()
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// Start launches the workers and the control goroutine.
+func (r *Router) Start() {
+	for _, w := range r.workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			w.run()
+		}()
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.control()
+	}()
+}
+
+// Stop asks every goroutine to finish its batch, waits for them and closes
+// the ports.
+func (r *Router) Stop() {
+	if r.stopping.Swap(true) {
+		return
+	}
+	close(r.done)
+	r.wg.Wait()
+	r.closeLinks()
+}
+
+func (r *Router) closeLinks() {
+	for _, p := range r.ports {
+		p.link.Close()
+	}
+}
+
+// portFailed is called by a worker whose queue on port pi became unusable.
+func (r *Router) portFailed(pi int) {
+	p := r.ports[pi]
+	if !p.gone.Swap(true) {
+		p.up.Store(false)
+		r.log.Warn("port failed; other ports keep forwarding", "port", p.name)
+	}
+}
+
+// control runs the neighbour timers and refreshes link state. It is the
+// only goroutine besides the workers that sends frames, through each
+// link's control socket.
+func (r *Router) control() {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-r.done:
+			return
+		case now := <-tick.C:
+			r.neighbourTimers(now)
+			if n++; n%10 == 0 {
+				r.refreshLinks()
+			}
+		}
+	}
+}
+
+func (r *Router) refreshLinks() {
+	for _, p := range r.ports {
+		if p.gone.Load() {
+			continue
+		}
+		up := p.link.Up()
+		if up != p.up.Load() {
+			p.up.Store(up)
+			r.log.Info("link state changed", "port", p.name, "up", up)
+		}
+	}
+}
+
+func (r *Router) neighbourTimers(now time.Time) {
+	w := r.ctl
+	w.now = now
+	w.vec = w.vec[:0]
+	var frame [arpMinFrame]byte
+	for _, a := range r.neigh.Tick(now) {
+		if a.Key.Port < 0 || a.Key.Port >= len(r.ports) {
+			continue
+		}
+		p := r.ports[a.Key.Port]
+		switch a.Kind {
+		case neigh.SendBroadcastRequest, neigh.SendUnicastProbe:
+			dst := broadcastMAC
+			if a.Kind == neigh.SendUnicastProbe {
+				dst = a.MAC
+			}
+			n := buildARP(frame[:], arpRequest, dst, p.mac, p.sourceFor(a.Key.IP), [6]byte{}, a.Key.IP)
+			if err := p.link.SendControl(frame[:n]); err != nil {
+				r.log.Debug("arp send failed", "port", p.name, "err", err)
+			}
+		case neigh.ResolveFailed:
+			for _, q := range a.Frames {
+				s := w.takeSpare()
+				if s == nil {
+					break
+				}
+				copy(s.buf[Headroom-queuedPrefix:], q)
+				s.off, s.n, s.l3 = Headroom, len(q)-queuedPrefix, Headroom+ethHdrLen
+				s.in = int(q[0])
+				w.vec = append(w.vec, s)
+				w.icmpError(s, icmpDestUnreachable, icmpHostUnreachable, 0, DropNeighborFailed)
+			}
+		}
+	}
+	if len(w.vec) > 0 {
+		w.process()
+	}
+}
+
+// controlQueue lets the control goroutine's pipeline transmit through a
+// link's control socket. Its frames are ferry's own (complete checksums, no
+// GSO), so the virtio_net_hdr is simply left off.
+type controlQueue struct{ l iface.Link }
+
+func (c controlQueue) Read([][]byte, []int, int) (int, error) { return 0, nil }
+func (c controlQueue) Fd() int                                { return -1 }
+func (c controlQueue) Stats() iface.QueueStats                { return iface.QueueStats{} }
+func (c controlQueue) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if err := c.l.SendControl(b[offset:]); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+func (p *port) hasAddr(ip uint32) bool {
+	for _, a := range p.addrs {
+		if ip4(a.Addr()) == ip {
+			return true
+		}
+	}
+	return false
+}
+
+// sourceFor picks ferry's address on this port for talking to dst: the one
+// whose network holds dst, else the first; 0 if the port has none.
+func (p *port) sourceFor(dst uint32) uint32 {
+	for _, a := range p.addrs {
+		bits := a.Bits()
+		mask := ^uint32(0) << (32 - bits)
+		if bits == 0 || ip4(a.Addr())&mask == dst&mask {
+			return ip4(a.Addr())
+		}
+	}
+	if len(p.addrs) > 0 {
+		return ip4(p.addrs[0].Addr())
+	}
+	return 0
+}
+
+// isBroadcast: the directed broadcast address of one of the port's networks.
+func (p *port) isBroadcast(ip uint32) bool {
+	for _, a := range p.addrs {
+		if bits := a.Bits(); bits <= 30 {
+			host := ^uint32(0) >> bits
+			if ip&^host == ip4(a.Addr())&^host && ip&host == host {
+				return true
+			}
+		}
+	}
+	return false
+}

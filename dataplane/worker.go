@@ -1,0 +1,243 @@
+package dataplane
+
+import (
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-router/ferry/fib"
+	"github.com/ferry-router/ferry/iface"
+)
+
+// bufSize fits the largest frame a ring hands over (a 64 KiB GSO frame with
+// an Ethernet and a VLAN header) behind the headroom.
+const bufSize = Headroom + 65536 + ethHdrLen + 4
+
+// worker owns one queue of every port and everything its packets touch on
+// the way through: buffers, batch vectors, counters and the ICMP rate
+// limiter. Nothing here is shared with other workers, so the per-packet
+// path takes no lock and allocates nothing.
+type worker struct {
+	id     int
+	r      *Router
+	queues []iface.Queue // by port index
+	pfds   []unix.PollFd
+	dead   []bool // queue failed for good (its link vanished)
+
+	rx      []Packet   // one per batch slot, each with its own buffer
+	spare   []Packet   // fragments, ARP requests, frames released by ARP
+	free    []int      // indexes of unused spares
+	vec     []*Packet  // the batch being processed: rx packets, then spares
+	bufs    [][]byte   // Read arguments
+	sizes   []int      //
+	txb     [][][]byte // Write arguments, by egress port
+	dsts    []uint32   // route stage
+	hops    []*fib.NextHop
+	hookVec []*Packet // packets at the hook point being run
+
+	now  time.Time
+	ipID uint16
+	rl   rateLimiter
+	ctr  *workerCounters
+	next int // port to read first, rotated for fairness
+
+	queueStats []iface.QueueStats // last seen, to publish deltas
+}
+
+func newWorker(r *Router, id int, queues []iface.Queue) *worker {
+	b := r.batch
+	w := &worker{
+		id:         id,
+		r:          r,
+		queues:     queues,
+		dead:       make([]bool, len(queues)),
+		rx:         make([]Packet, b),
+		spare:      make([]Packet, b),
+		free:       make([]int, 0, b),
+		vec:        make([]*Packet, 0, 2*b),
+		bufs:       make([][]byte, b),
+		sizes:      make([]int, b),
+		txb:        make([][][]byte, len(queues)),
+		dsts:       make([]uint32, 2*b),
+		hops:       make([]*fib.NextHop, 2*b),
+		hookVec:    make([]*Packet, 0, 2*b),
+		ctr:        newWorkerCounters(len(queues)),
+		queueStats: make([]iface.QueueStats, len(queues)),
+		ipID:       uint16(id) << 12,
+	}
+	w.rl.init()
+	for i := range w.rx {
+		w.rx[i].buf = make([]byte, bufSize)
+		w.bufs[i] = w.rx[i].buf
+	}
+	for i := range w.spare {
+		w.spare[i].buf = make([]byte, bufSize)
+		w.spare[i].flags = flagSpare
+		w.spare[i].spare = i
+		w.free = append(w.free, i)
+	}
+	for i := range w.txb {
+		w.txb[i] = make([][]byte, 0, 2*b)
+	}
+	for _, q := range queues {
+		w.pfds = append(w.pfds, unix.PollFd{Fd: int32(q.Fd()), Events: unix.POLLIN})
+	}
+	return w
+}
+
+// run is the worker's loop: read a batch from every port, push it through
+// the pipeline, and sleep in poll(2) only when every ring is empty. Under
+// load it never sleeps; at idle a frame wakes it at once (TPACKET_V2 wakes
+// per frame), which keeps ping latency in microseconds.
+func (w *worker) run() {
+	lastStats := time.Now()
+	for !w.r.stopping.Load() {
+		if w.read() == 0 {
+			w.wait(100 * time.Millisecond)
+		} else {
+			w.now = time.Now()
+			w.process()
+		}
+		if time.Since(lastStats) > time.Second {
+			w.publishQueueStats()
+			lastStats = time.Now()
+		}
+	}
+	w.publishQueueStats()
+}
+
+// read fills the batch from the ports' RX rings, starting at a rotating
+// port so that one busy port cannot starve the others.
+func (w *worker) read() int {
+	w.vec = w.vec[:0]
+	got := 0
+	np := len(w.queues)
+	for k := 0; k < np && got < len(w.rx); k++ {
+		pi := (w.next + k) % np
+		if w.dead[pi] {
+			continue
+		}
+		n, err := w.queues[pi].Read(w.bufs[got:], w.sizes[got:], Headroom)
+		if err != nil {
+			w.queueFailed(pi)
+			continue
+		}
+		var bytes uint64
+		for i := got; i < got+n; i++ {
+			p := &w.rx[i]
+			p.off, p.n, p.l3 = Headroom, w.sizes[i], Headroom+ethHdrLen
+			p.in, p.out, p.nh, p.hop = pi, -1, 0, nil
+			p.next, p.drop, p.flags = stageInput, DropNone, 0
+			w.vec = append(w.vec, p)
+			bytes += uint64(p.n)
+		}
+		if n > 0 {
+			pc := &w.ctr.ports[pi]
+			pc.rxPackets.Add(uint64(n))
+			pc.rxBytes.Add(bytes)
+		}
+		got += n
+	}
+	w.next++
+	return got
+}
+
+func (w *worker) wait(timeout time.Duration) {
+	w.ctr.wakeups.Add(1)
+	n, err := iface.Poll(w.pfds, timeout)
+	if err != nil || n == 0 {
+		return
+	}
+	for i := range w.pfds {
+		re := w.pfds[i].Revents
+		if re&unix.POLLNVAL != 0 {
+			w.queueFailed(i)
+		} else if re&unix.POLLERR != 0 {
+			// The kernel reports a link going down (or away) as a socket
+			// error; a ring socket never reads it, so clear it here or
+			// poll would keep returning at once.
+			unix.GetsockoptInt(int(w.pfds[i].Fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		}
+	}
+}
+
+// queueFailed retires a queue whose socket is unusable so that the other
+// ports keep forwarding.
+func (w *worker) queueFailed(pi int) {
+	if !w.dead[pi] {
+		w.dead[pi] = true
+		w.pfds[pi].Fd = -1
+		w.r.portFailed(pi)
+	}
+}
+
+// takeSpare returns an unused spare packet, or nil when the pool is empty.
+func (w *worker) takeSpare() *Packet {
+	if len(w.free) == 0 {
+		return nil
+	}
+	i := w.free[len(w.free)-1]
+	w.free = w.free[:len(w.free)-1]
+	p := &w.spare[i]
+	p.off, p.n, p.l3 = Headroom, 0, Headroom+ethHdrLen
+	p.in, p.out, p.nh, p.hop = -1, -1, 0, nil
+	p.next, p.drop, p.flags = stageDone, DropNone, flagSpare
+	return p
+}
+
+// finish counts what the batch dropped and returns spares to the pool.
+func (w *worker) finish() {
+	var packets uint64
+	for _, p := range w.vec {
+		if p.drop != DropNone {
+			port := p.in
+			if port < 0 {
+				port = p.out
+			}
+			if port >= 0 {
+				w.ctr.ports[port].drops[p.drop].Add(1)
+			}
+		}
+		if p.flags&flagSpare != 0 {
+			w.free = append(w.free, p.spare)
+		} else {
+			packets++
+		}
+	}
+	w.ctr.batches.Add(1)
+	w.ctr.packets.Add(packets)
+}
+
+// publishQueueStats folds the I/O layer's counters into the port counters.
+func (w *worker) publishQueueStats() {
+	for pi, q := range w.queues {
+		if w.dead[pi] {
+			continue
+		}
+		s := q.Stats()
+		old := w.queueStats[pi]
+		pc := &w.ctr.ports[pi]
+		pc.drops[DropKernelRxRing].Add(s.KernelDrops - old.KernelDrops)
+		pc.drops[DropTruncatedRx].Add(s.Truncated - old.Truncated)
+		w.queueStats[pi] = s
+	}
+}
+
+// workerCounters are written by one worker and read by the control socket.
+// Atomic adds on counters no other core writes cost a few nanoseconds and
+// keep the race detector honest; rx and tx are added once per batch.
+type workerCounters struct {
+	batches, packets, forwarded, local, wakeups atomic.Uint64
+	ports                                       []portCounters
+}
+
+type portCounters struct {
+	rxPackets, rxBytes, txPackets, txBytes atomic.Uint64
+	drops                                  [numDrops]atomic.Uint64
+	_                                      [64]byte // keep ports on their own cache lines
+}
+
+func newWorkerCounters(ports int) *workerCounters {
+	return &workerCounters{ports: make([]portCounters, ports)}
+}
