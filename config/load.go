@@ -1,0 +1,509 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Defaults for the [dataplane] and [control] sections.
+const (
+	DefaultBatchSize  = 64
+	DefaultRingFrames = 256
+	DefaultFrameSize  = 69632
+	DefaultSocket     = "/run/ferry/ferryd.sock"
+)
+
+// The file as TOML sees it. Addresses stay strings here so that a bad one
+// is reported by ferry with its line, not by the decoder.
+type rawFile struct {
+	Dataplane struct {
+		Workers    *int `toml:"workers"`
+		BatchSize  *int `toml:"batch_size"`
+		RingFrames *int `toml:"ring_frames"`
+		FrameSize  *int `toml:"frame_size"`
+	} `toml:"dataplane"`
+	Control struct {
+		Socket string `toml:"socket"`
+	} `toml:"control"`
+	Interface []struct {
+		Name      string   `toml:"name"`
+		Kind      string   `toml:"kind"`
+		Addresses []string `toml:"addresses"`
+		MTU       int      `toml:"mtu"`
+		MAC       string   `toml:"mac"`
+	} `toml:"interface"`
+	Route []struct {
+		Prefix string `toml:"prefix"`
+		Via    string `toml:"via"`
+		Dev    string `toml:"dev"`
+		Metric int64  `toml:"metric"`
+		Type   string `toml:"type"`
+	} `toml:"route"`
+	Neighbor []struct {
+		IP  string `toml:"ip"`
+		MAC string `toml:"mac"`
+		Dev string `toml:"dev"`
+	} `toml:"neighbor"`
+}
+
+// Error is every problem found in a config file, each naming its line and
+// key, so that a user fixes them all in one pass.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+// Problem is one mistake.
+type Problem struct {
+	Line int    // 0 when the key is missing altogether
+	Key  string // e.g. route[1].via
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if p.Line > 0 {
+			fmt.Fprintf(&b, "%s:%d: %s: %s", e.File, p.Line, p.Key, p.Msg)
+		} else {
+			fmt.Fprintf(&b, "%s: %s: %s", e.File, p.Key, p.Msg)
+		}
+	}
+	return b.String()
+}
+
+// Load reads and checks the config at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse checks a config held in memory; path is used in messages.
+func Parse(path string, data []byte) (*Config, error) {
+	var raw rawFile
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		var ppe *toml.ParseError
+		if errors.As(err, &ppe) {
+			pe = *ppe
+		}
+		if ppe != nil || errors.As(err, &pe) {
+			msg := pe.Message
+			if msg == "" {
+				// Decoding errors (wrong types) keep their text inside
+				// Error(), behind a "toml: line N (last key ...): " prefix.
+				msg = pe.Error()
+				if i := strings.Index(msg, "): "); i >= 0 {
+					msg = msg[i+3:]
+				}
+			}
+			return nil, &Error{File: path, Problems: []Problem{{Line: pe.Position.Line, Key: keyOr(pe.LastKey, "syntax"), Msg: msg}}}
+		}
+		return nil, &Error{File: path, Problems: []Problem{{Key: "syntax", Msg: err.Error()}}}
+	}
+	c := &checker{file: path, lines: keyLines(string(data))}
+	for _, k := range md.Undecoded() {
+		c.bad(displayKey(k), "unknown key")
+	}
+	cfg := c.build(&raw)
+	if len(c.problems) > 0 {
+		sort.SliceStable(c.problems, func(i, j int) bool { return c.problems[i].Line < c.problems[j].Line })
+		return nil, &Error{File: path, Problems: c.problems}
+	}
+	return cfg, nil
+}
+
+func keyOr(k, def string) string {
+	if k == "" {
+		return def
+	}
+	return k
+}
+
+// displayKey turns the decoder's key (interface.addresses within the
+// second [[interface]]) into ferry's form, interface[1].addresses. The
+// decoder does not say which table of an array the key sat in, so
+// keyLines' own numbering is used to find it.
+func displayKey(k toml.Key) string { return strings.Join(k, ".") }
+
+// keyLines maps keys to the line they are set on: "dataplane.workers",
+// "interface[0].name", and "interface[0]" for the table header. It reads
+// the file line by line, which covers the layout the example config uses
+// (one key per line); a key it cannot place is reported without a line.
+func keyLines(src string) map[string]int {
+	lines := map[string]int{}
+	counts := map[string]int{}
+	table := ""
+	for i, l := range strings.Split(src, "\n") {
+		l = strings.TrimSpace(stripComment(l))
+		switch {
+		case strings.HasPrefix(l, "[["):
+			name := strings.TrimSpace(strings.Trim(l, "[]"))
+			table = fmt.Sprintf("%s[%d]", name, counts[name])
+			counts[name]++
+			lines[table] = i + 1
+		case strings.HasPrefix(l, "["):
+			table = strings.TrimSpace(strings.Trim(l, "[]"))
+			lines[table] = i + 1
+		default:
+			if eq := strings.Index(l, "="); eq > 0 {
+				key := strings.Trim(strings.TrimSpace(l[:eq]), `"`)
+				full := key
+				if table != "" {
+					full = table + "." + key
+				}
+				if _, dup := lines[full]; !dup {
+					lines[full] = i + 1
+				}
+				// unknown keys are reported by the decoder without the
+				// array index; remember the first line for that form too.
+				plain := stripIndex(table)
+				if plain != "" {
+					plain += "."
+				}
+				if _, dup := lines[plain+key]; !dup {
+					lines[plain+key] = i + 1
+				}
+			}
+		}
+	}
+	return lines
+}
+
+func stripIndex(t string) string {
+	if i := strings.IndexByte(t, '['); i >= 0 {
+		return t[:i]
+	}
+	return t
+}
+
+func stripComment(l string) string {
+	inStr := false
+	for i := 0; i < len(l); i++ {
+		switch l[i] {
+		case '"':
+			inStr = !inStr
+		case '#':
+			if !inStr {
+				return l[:i]
+			}
+		}
+	}
+	return l
+}
+
+type checker struct {
+	file     string
+	lines    map[string]int
+	problems []Problem
+}
+
+func (c *checker) bad(key, format string, args ...any) {
+	line := c.lines[key]
+	if line == 0 {
+		if i := strings.LastIndexByte(key, '.'); i > 0 {
+			line = c.lines[key[:i]] // the table it belongs in
+		}
+	}
+	c.problems = append(c.problems, Problem{Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) build(raw *rawFile) *Config {
+	cfg := &Config{File: c.file}
+	c.dataplane(raw, cfg)
+	cfg.Control.Socket = raw.Control.Socket
+	if cfg.Control.Socket == "" {
+		cfg.Control.Socket = DefaultSocket
+	}
+	c.interfaces(raw, cfg)
+	c.routes(raw, cfg)
+	c.neighbors(raw, cfg)
+	return cfg
+}
+
+func (c *checker) dataplane(raw *rawFile, cfg *Config) {
+	d := &cfg.Dataplane
+	get := func(key string, v *int, def, lo, hi int) int {
+		if v == nil {
+			return def
+		}
+		if *v < lo || *v > hi {
+			c.bad("dataplane."+key, "%d is out of range %d..%d", *v, lo, hi)
+		}
+		return *v
+	}
+	d.Workers = get("workers", raw.Dataplane.Workers, runtime.NumCPU(), 1, 64)
+	d.BatchSize = get("batch_size", raw.Dataplane.BatchSize, DefaultBatchSize, 1, 256)
+	d.RingFrames = get("ring_frames", raw.Dataplane.RingFrames, DefaultRingFrames, 16, 65536)
+	d.FrameSize = get("frame_size", raw.Dataplane.FrameSize, DefaultFrameSize, 2048, 1<<20)
+	if raw.Dataplane.FrameSize != nil && d.FrameSize%16 != 0 {
+		c.bad("dataplane.frame_size", "%d is not a multiple of 16 (TPACKET_ALIGNMENT)", d.FrameSize)
+	}
+}
+
+func (c *checker) interfaces(raw *rawFile, cfg *Config) {
+	if len(raw.Interface) == 0 {
+		c.bad("interface", "no [[interface]] configured: ferry needs at least one port")
+	}
+	names := map[string]string{}
+	owners := map[netip.Addr]string{}
+	for i, ri := range raw.Interface {
+		t := fmt.Sprintf("interface[%d]", i)
+		ifc := Interface{Name: ri.Name, Kind: ri.Kind, MTU: ri.MTU, Line: c.lines[t]}
+		switch {
+		case ri.Name == "":
+			c.bad(t+".name", "missing: name the Linux interface")
+		case len(ri.Name) > 15 || strings.ContainsAny(ri.Name, "/ \t"):
+			c.bad(t+".name", "%q is not a valid Linux interface name", ri.Name)
+		case names[ri.Name] != "":
+			c.bad(t+".name", "%q is already declared as %s", ri.Name, names[ri.Name])
+		default:
+			names[ri.Name] = t
+		}
+		switch ri.Kind {
+		case "", "afpacket":
+			ifc.Kind = "afpacket"
+		case "tun", "tap":
+			c.bad(t+".kind", "%q is not supported yet (only \"afpacket\")", ri.Kind)
+		default:
+			c.bad(t+".kind", "%q is not a port kind (want \"afpacket\")", ri.Kind)
+		}
+		if ri.MTU != 0 && (ri.MTU < 68 || ri.MTU > 65535) {
+			c.bad(t+".mtu", "%d is out of range 68..65535", ri.MTU)
+		}
+		if ri.MAC != "" {
+			if mac, err := unicastMAC(ri.MAC); err != nil {
+				c.bad(t+".mac", "%v", err)
+			} else {
+				ifc.MAC = mac
+			}
+		}
+		for _, s := range ri.Addresses {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				c.bad(t+".addresses", "%q is not an address with prefix length (like 192.0.2.1/24)", s)
+				continue
+			}
+			if !p.Addr().Is4() {
+				c.bad(t+".addresses", "%s: IPv6 is not supported yet", s)
+				continue
+			}
+			if p.Bits() < 32 && (p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p)) && p.Bits() < 31 {
+				c.bad(t+".addresses", "%s is the network or broadcast address of its prefix", s)
+				continue
+			}
+			if o, dup := owners[p.Addr()]; dup {
+				c.bad(t+".addresses", "%s is already assigned in %s", p.Addr(), o)
+				continue
+			}
+			owners[p.Addr()] = t
+			ifc.Addresses = append(ifc.Addresses, p)
+		}
+		cfg.Interfaces = append(cfg.Interfaces, ifc)
+	}
+}
+
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := ^uint32(0) >> p.Bits()
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func unicastMAC(s string) (net.HardwareAddr, error) {
+	mac, err := net.ParseMAC(s)
+	if err != nil || len(mac) != 6 {
+		return nil, fmt.Errorf("%q is not a 6-byte MAC address (like 02:00:00:00:00:01)", s)
+	}
+	if mac[0]&1 != 0 || string(mac) == "\x00\x00\x00\x00\x00\x00" {
+		return nil, fmt.Errorf("%s is not a unicast MAC address", s)
+	}
+	return mac, nil
+}
+
+// connected finds the interface whose network holds a.
+func connected(cfg *Config, a netip.Addr, dev string) (string, bool) {
+	for _, ifc := range cfg.Interfaces {
+		if dev != "" && ifc.Name != dev {
+			continue
+		}
+		for _, p := range ifc.Addresses {
+			if p.Contains(a) {
+				return ifc.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (c *checker) networks(cfg *Config) string {
+	var parts []string
+	for _, ifc := range cfg.Interfaces {
+		for _, p := range ifc.Addresses {
+			parts = append(parts, ifc.Name+" "+p.String())
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (c *checker) hasDev(cfg *Config, dev string) bool {
+	for _, ifc := range cfg.Interfaces {
+		if ifc.Name == dev {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *checker) routes(raw *rawFile, cfg *Config) {
+	type key struct {
+		p netip.Prefix
+		m uint32
+	}
+	seen := map[key]string{}
+	for i, rr := range raw.Route {
+		t := fmt.Sprintf("route[%d]", i)
+		r := Route{Dev: rr.Dev, Type: rr.Type, Line: c.lines[t]}
+		if r.Type == "" {
+			r.Type = "unicast"
+		}
+		p, err := netip.ParsePrefix(rr.Prefix)
+		switch {
+		case rr.Prefix == "":
+			c.bad(t+".prefix", "missing: the destination, like 198.51.100.0/24 or 0.0.0.0/0")
+			continue
+		case err != nil:
+			c.bad(t+".prefix", "%q is not a prefix (like 198.51.100.0/24)", rr.Prefix)
+			continue
+		case !p.Addr().Is4():
+			c.bad(t+".prefix", "%s: IPv6 is not supported yet", rr.Prefix)
+			continue
+		case p != p.Masked():
+			c.bad(t+".prefix", "%s has host bits set; did you mean %s?", rr.Prefix, p.Masked())
+			continue
+		}
+		r.Prefix = p
+		if rr.Metric < 0 || rr.Metric > 1<<32-1 {
+			c.bad(t+".metric", "%d is out of range 0..4294967295", rr.Metric)
+		}
+		r.Metric = uint32(rr.Metric)
+		k := key{p, r.Metric}
+		if o, dup := seen[k]; dup {
+			c.bad(t+".prefix", "%s metric %d duplicates %s", p, r.Metric, o)
+			continue
+		}
+		seen[k] = t
+		switch r.Type {
+		case "unicast":
+		case "blackhole", "unreachable", "prohibit":
+			if rr.Via != "" || rr.Dev != "" {
+				c.bad(t+".type", "a %s route takes no via or dev", r.Type)
+			}
+			cfg.Routes = append(cfg.Routes, r)
+			continue
+		default:
+			c.bad(t+".type", "%q is not a route type (unicast, blackhole, unreachable, prohibit)", rr.Type)
+			continue
+		}
+		if rr.Dev != "" && !c.hasDev(cfg, rr.Dev) {
+			c.bad(t+".dev", "%q is not a configured interface", rr.Dev)
+			continue
+		}
+		if rr.Via == "" {
+			if rr.Dev == "" {
+				c.bad(t+".via", "missing: a unicast route needs via, dev or both")
+				continue
+			}
+			cfg.Routes = append(cfg.Routes, r)
+			continue
+		}
+		via, err := netip.ParseAddr(rr.Via)
+		if err != nil || !via.Is4() {
+			c.bad(t+".via", "%q is not an IPv4 address", rr.Via)
+			continue
+		}
+		r.Via = via
+		if _, own := c.ownAddr(cfg, via); own {
+			c.bad(t+".via", "%s is one of ferry's own addresses", via)
+			continue
+		}
+		dev, ok := connected(cfg, via, rr.Dev)
+		if !ok {
+			where := "any connected network"
+			if rr.Dev != "" {
+				where = "a network of " + rr.Dev
+			}
+			c.bad(t+".via", "%s is not on %s (interfaces: %s)", via, where, c.networks(cfg))
+			continue
+		}
+		r.Dev = dev
+		cfg.Routes = append(cfg.Routes, r)
+	}
+}
+
+func (c *checker) ownAddr(cfg *Config, a netip.Addr) (string, bool) {
+	for _, ifc := range cfg.Interfaces {
+		for _, p := range ifc.Addresses {
+			if p.Addr() == a {
+				return ifc.Name, true
+			}
+		}
+	}
+	return "", false
+}
+
+func (c *checker) neighbors(raw *rawFile, cfg *Config) {
+	seen := map[string]string{}
+	for i, rn := range raw.Neighbor {
+		t := fmt.Sprintf("neighbor[%d]", i)
+		n := Neighbor{Dev: rn.Dev, Line: c.lines[t]}
+		ip, err := netip.ParseAddr(rn.IP)
+		if err != nil || !ip.Is4() {
+			c.bad(t+".ip", "%q is not an IPv4 address", rn.IP)
+			continue
+		}
+		n.IP = ip
+		mac, err := unicastMAC(rn.MAC)
+		if err != nil {
+			c.bad(t+".mac", "%v", err)
+			continue
+		}
+		n.MAC = mac
+		if rn.Dev == "" {
+			dev, ok := connected(cfg, ip, "")
+			if !ok {
+				c.bad(t+".dev", "missing, and %s is on no connected network", ip)
+				continue
+			}
+			n.Dev = dev
+		} else if !c.hasDev(cfg, rn.Dev) {
+			c.bad(t+".dev", "%q is not a configured interface", rn.Dev)
+			continue
+		}
+		k := n.Dev + " " + ip.String()
+		if o, dup := seen[k]; dup {
+			c.bad(t+".ip", "%s dev %s duplicates %s", ip, n.Dev, o)
+			continue
+		}
+		seen[k] = t
+		cfg.Neighbors = append(cfg.Neighbors, n)
+	}
+}

@@ -1,0 +1,114 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+const good = `
+[dataplane]
+workers = 2
+
+[[interface]]
+name = "r0"
+addresses = ["192.0.2.1/24"]
+
+[[interface]]
+name = "r1"
+addresses = ["198.51.100.1/24"]
+mtu = 1300
+
+[[route]]
+prefix = "203.0.113.0/24"
+via = "198.51.100.2"
+
+[[neighbor]]
+ip = "192.0.2.2"
+mac = "02:00:00:00:00:02"
+`
+
+func TestExampleParses(t *testing.T) {
+	cfg, err := Load("example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Interfaces) != 2 || len(cfg.Routes) != 2 || len(cfg.Neighbors) != 1 {
+		t.Errorf("example: %d interfaces, %d routes, %d neighbors", len(cfg.Interfaces), len(cfg.Routes), len(cfg.Neighbors))
+	}
+}
+
+func TestGoodAndDefaults(t *testing.T) {
+	cfg, err := Parse("f.toml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Dataplane
+	if d.Workers != 2 || d.BatchSize != DefaultBatchSize || d.RingFrames != DefaultRingFrames || d.FrameSize != DefaultFrameSize {
+		t.Errorf("dataplane %+v", d)
+	}
+	if cfg.Control.Socket != DefaultSocket {
+		t.Errorf("socket %q", cfg.Control.Socket)
+	}
+	if r := cfg.Routes[0]; r.Dev != "r1" || r.Type != "unicast" || r.Line != 14 {
+		t.Errorf("route %+v", r)
+	}
+	if n := cfg.Neighbors[0]; n.Dev != "r0" {
+		t.Errorf("neighbor dev %q, want derived r0", n.Dev)
+	}
+	if cfg.Interfaces[1].MTU != 1300 || cfg.Interfaces[1].Kind != "afpacket" || cfg.Interfaces[1].Line != 9 {
+		t.Errorf("interface %+v", cfg.Interfaces[1])
+	}
+}
+
+func TestErrorsNameLineAndKey(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(string) string
+		line int
+		key  string
+		msg  string
+	}{
+		{"syntax", func(s string) string { return s + "\n[[route]\n" }, 23, "", "expected"},
+		{"unknown key", func(s string) string { return strings.Replace(s, "mtu = 1300", "mtu = 1300\nspeed = 10", 1) }, 13, "interface.speed", "unknown key"},
+		{"wrong type", func(s string) string { return strings.Replace(s, "mtu = 1300", `mtu = "big"`, 1) }, 12, "", "mtu"},
+		{"bad address", func(s string) string { return strings.Replace(s, "198.51.100.1/24", "198.51.100.300/24", 1) }, 11, "interface[1].addresses", "not an address"},
+		{"host bits", func(s string) string { return strings.Replace(s, "203.0.113.0/24", "203.0.113.1/24", 1) }, 15, "route[0].prefix", "did you mean 203.0.113.0/24"},
+		{"unreachable gateway", func(s string) string { return strings.Replace(s, "198.51.100.2", "203.0.113.9", 1) }, 16, "route[0].via", "not on any connected network"},
+		{"gateway is ferry", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `via = "198.51.100.1"`, 1) }, 16, "route[0].via", "ferry's own"},
+		{"duplicate name", func(s string) string { return strings.Replace(s, `name = "r1"`, `name = "r0"`, 1) }, 10, "interface[1].name", "already declared"},
+		{"duplicate address", func(s string) string { return strings.Replace(s, "198.51.100.1/24", "192.0.2.1/24", 1) }, 11, "interface[1].addresses", "already assigned"},
+		{"bad mac", func(s string) string { return strings.Replace(s, "02:00:00:00:00:02", "03:00:00:00:00:02", 1) }, 20, "neighbor[0].mac", "unicast"},
+		{"unknown dev", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `dev = "eth9"`, 1) }, 16, "route[0].dev", "not a configured interface"},
+		{"ipv6", func(s string) string { return strings.Replace(s, "203.0.113.0/24", "2001:db8::/32", 1) }, 15, "route[0].prefix", "IPv6"},
+		{"kind", func(s string) string { return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tun\"", 1) }, 11, "interface[1].kind", "not supported yet"},
+		{"workers", func(s string) string { return strings.Replace(s, "workers = 2", "workers = 0", 1) }, 3, "dataplane.workers", "out of range"},
+		{"route type", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `type = "drop"`, 1) }, 16, "route[0].type", "not a route type"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("ferry.toml", []byte(tc.edit(good)))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v, want *config.Error", err)
+			}
+			p := ce.Problems[0]
+			if p.Line != tc.line || !strings.Contains(p.Key, tc.key) || !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("got %q (line %d key %q), want line %d key %q message containing %q", err, p.Line, p.Key, tc.line, tc.key, tc.msg)
+			}
+			if !strings.HasPrefix(err.Error(), "ferry.toml:") {
+				t.Errorf("message does not start with the file: %q", err)
+			}
+		})
+	}
+}
+
+func TestAllProblemsReported(t *testing.T) {
+	s := strings.Replace(good, "198.51.100.2", "203.0.113.9", 1)
+	s = strings.Replace(s, "02:00:00:00:00:02", "zz", 1)
+	_, err := Parse("f.toml", []byte(s))
+	var ce *Error
+	if !errors.As(err, &ce) || len(ce.Problems) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+}
