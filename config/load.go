@@ -7,7 +7,9 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -114,6 +116,11 @@ func Parse(path string, data []byte) (*Config, error) {
 			}
 			return nil, &Error{File: path, Problems: []Problem{{Line: pe.Position.Line, Key: keyOr(pe.LastKey, "syntax"), Msg: msg}}}
 		}
+		// Type mismatches come as plain text: "toml: line N (last key "k"): msg".
+		if m := decodeErr.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			return nil, &Error{File: path, Problems: []Problem{{Line: line, Key: m[2], Msg: m[3]}}}
+		}
 		return nil, &Error{File: path, Problems: []Problem{{Key: "syntax", Msg: err.Error()}}}
 	}
 	c := &checker{file: path, lines: keyLines(string(data))}
@@ -127,6 +134,8 @@ func Parse(path string, data []byte) (*Config, error) {
 	}
 	return cfg, nil
 }
+
+var decodeErr = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 func keyOr(k, def string) string {
 	if k == "" {
