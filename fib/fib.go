@@ -146,6 +146,7 @@ type FIB struct {
 
 // ribEntry holds every route for one prefix, best (lowest metric) first.
 type ribEntry struct {
+	prefix netip.Prefix
 	routes []*Route
 	slot   uint32 // next-hop slot of routes[0] in the current generation
 }
@@ -208,7 +209,7 @@ func (f *FIB) Add(r Route) error {
 	}
 	rp := &r
 	if e == nil {
-		e = &ribEntry{routes: []*Route{rp}}
+		e = &ribEntry{prefix: r.Prefix, routes: []*Route{rp}}
 		f.rib[r.Prefix] = e
 		g := f.gen.Load()
 		if g.tbl24 == nil {
@@ -304,23 +305,24 @@ func (f *FIB) rebuild(minGroups int) {
 // build makes a generation holding the best route of every RIB entry and
 // sets each entry's slot to match.
 func build(rib map[netip.Prefix]*ribEntry, minGroups int) *gen {
-	ps := make([]netip.Prefix, 0, len(rib))
-	long := make(map[uint32]struct{})
-	for p := range rib {
-		ps = append(ps, p)
-		if p.Bits() > 24 {
-			long[addr4(p.Addr())>>8] = struct{}{}
-		}
-	}
 	// Shorter prefixes first, so every install overwrites what it covers
 	// and tbl8 groups are created only once the /24s below them are final.
-	slices.SortFunc(ps, func(a, b netip.Prefix) int { return cmp.Compare(a.Bits(), b.Bits()) })
-	g := newGen(len(ps) > 0, max(2*len(long)+64, minGroups))
-	for _, p := range ps {
-		e := rib[p]
-		e.slot = g.acquire(e.routes[0])
-		if !g.install(p, e.slot) {
-			panic("fib: tbl8 sized too small in build")
+	var byLen [33][]*ribEntry
+	long := make(map[uint32]struct{})
+	for _, e := range rib {
+		b := e.prefix.Bits()
+		byLen[b] = append(byLen[b], e)
+		if b > 24 {
+			long[addr4(e.prefix.Addr())>>8] = struct{}{}
+		}
+	}
+	g := newGen(len(rib) > 0, max(2*len(long)+64, minGroups))
+	for _, es := range byLen {
+		for _, e := range es {
+			e.slot = g.acquire(e.routes[0])
+			if !g.install(e.prefix, e.slot) {
+				panic("fib: tbl8 sized too small in build")
+			}
 		}
 	}
 	return g
@@ -330,24 +332,33 @@ func build(rib map[netip.Prefix]*ribEntry, minGroups int) *gen {
 // the new table aside, and on any error leaves the FIB unchanged. Readers
 // see either the old table or the new one.
 func (f *FIB) Replace(routes []Route) error {
-	rib := make(map[netip.Prefix]*ribEntry, len(routes))
-	for i := range routes {
-		r := routes[i]
-		if err := validate(&r); err != nil {
+	// One allocation each for the routes, the entries and their route
+	// lists keeps a million-route load cheap for the allocator and GC.
+	rs := slices.Clone(routes)
+	ptrs := make([]*Route, len(rs))
+	ents := make([]ribEntry, 0, len(rs))
+	rib := make(map[netip.Prefix]*ribEntry, len(rs))
+	for i := range rs {
+		r := &rs[i]
+		if err := validate(r); err != nil {
 			return err
 		}
-		e := rib[r.Prefix]
-		if e == nil {
-			e = &ribEntry{}
-			rib[r.Prefix] = e
+		ptrs[i] = r
+		if e := rib[r.Prefix]; e != nil {
+			e.routes = append(e.routes, r)
+			continue
 		}
-		e.routes = append(e.routes, &r)
+		ents = append(ents, ribEntry{prefix: r.Prefix, routes: ptrs[i : i+1 : i+1]})
+		rib[r.Prefix] = &ents[len(ents)-1]
 	}
-	for p, e := range rib {
+	for _, e := range rib {
+		if len(e.routes) == 1 {
+			continue
+		}
 		slices.SortFunc(e.routes, func(a, b *Route) int { return cmp.Compare(a.Metric, b.Metric) })
 		for i := 1; i < len(e.routes); i++ {
 			if e.routes[i].Metric == e.routes[i-1].Metric {
-				return fmt.Errorf("%w: %v metric %d", ErrExists, p, e.routes[i].Metric)
+				return fmt.Errorf("%w: %v metric %d", ErrExists, e.prefix, e.routes[i].Metric)
 			}
 		}
 	}
