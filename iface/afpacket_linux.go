@@ -39,7 +39,7 @@ const (
 	offStatus  = 0
 	offLen     = 4
 	offSnapLen = 8
-	offMac     = 16
+	offMac     = 12
 
 	defaultFrameSize  = 69632 // 17 pages: a 64 KiB GSO frame, its Ethernet, virtio and tpacket headers
 	defaultRingFrames = 256

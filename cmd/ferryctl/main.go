@@ -1,0 +1,240 @@
+// Command ferryctl inspects a running ferryd over its unix socket.
+//
+//	ferryctl [-s SOCKET] [-j] show interfaces|routes|neighbors|stats
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferry-router/ferry/dataplane"
+)
+
+const defaultSocket = "/run/ferry/ferryd.sock"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `usage: ferryctl [-s SOCKET] [-j] COMMAND
+
+commands:
+  show interfaces [NAME]   counters and drops by reason per port (alias: show int)
+  show routes              the forwarding table (alias: show route)
+  show neighbors           the ARP table (aliases: show neigh, show arp)
+  show stats               per-worker batches, packets and drops
+  help
+
+-s defaults to $FERRY_SOCKET, else ` + defaultSocket + `; -j prints JSON.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ferryctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	def := defaultSocket
+	if env := os.Getenv("FERRY_SOCKET"); env != "" {
+		def = env
+	}
+	sock := fs.String("s", def, "ferryd control socket")
+	asJSON := fs.Bool("j", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	words := fs.Args()
+	if len(words) == 0 || words[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		if len(words) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, filter, ok := canonical(words)
+	if !ok {
+		fmt.Fprintf(stderr, "ferryctl: unknown command %q\n%s", strings.Join(words, " "), usage)
+		return 2
+	}
+	raw, err := call(*sock, cmd)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferryctl: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		fmt.Fprintf(stdout, "%s\n", raw)
+		return 0
+	}
+	if err := render(stdout, cmd, filter, raw); err != nil {
+		fmt.Fprintf(stderr, "ferryctl: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// canonical maps what the user typed to the server's command words.
+func canonical(w []string) (cmd []string, filter string, ok bool) {
+	if len(w) < 2 || w[0] != "show" {
+		return nil, "", false
+	}
+	switch w[1] {
+	case "interfaces", "interface", "int":
+		if len(w) == 3 {
+			filter = w[2]
+		} else if len(w) > 3 {
+			return nil, "", false
+		}
+		return []string{"show", "interfaces"}, filter, true
+	case "routes", "route":
+		return []string{"show", "routes"}, "", len(w) == 2
+	case "neighbors", "neighbours", "neigh", "arp":
+		return []string{"show", "neighbors"}, "", len(w) == 2
+	case "stats":
+		return []string{"show", "stats"}, "", len(w) == 2
+	}
+	return nil, "", false
+}
+
+func call(sock string, cmd []string) (json.RawMessage, error) {
+	c, err := net.DialTimeout("unix", sock, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach ferryd at %s: %v (is ferryd running? is -s right?)", sock, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	req, _ := json.Marshal(map[string]any{"cmd": cmd[0], "args": cmd[1:]})
+	if _, err := c.Write(append(req, '\n')); err != nil {
+		return nil, err
+	}
+	var resp struct {
+		OK    bool            `json:"ok"`
+		Data  json.RawMessage `json:"data"`
+		Error string          `json:"error"`
+	}
+	line, err := bufio.NewReaderSize(c, 1<<20).ReadBytes('\n')
+	if err != nil {
+		return nil, fmt.Errorf("reading ferryd's answer: %v", err)
+	}
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, fmt.Errorf("bad answer from ferryd: %v", err)
+	}
+	if !resp.OK {
+		return nil, fmt.Errorf("ferryd: %s", resp.Error)
+	}
+	return resp.Data, nil
+}
+
+func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) error {
+	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
+	defer tw.Flush()
+	switch cmd[1] {
+	case "interfaces":
+		var rows []dataplane.InterfaceStatus
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		found := false
+		for _, r := range rows {
+			if filter != "" && r.Name != filter {
+				continue
+			}
+			found = true
+			state := "DOWN"
+			if r.Up {
+				state = "UP"
+			}
+			fmt.Fprintf(tw, "%d: %s\t%s\tmtu %d\t%s\t%s\n", r.Index, r.Name, state, r.MTU, r.MAC, strings.Join(r.Addresses, " "))
+			fmt.Fprintf(tw, "    rx\t%d packets\t%d bytes\n", r.RxPackets, r.RxBytes)
+			fmt.Fprintf(tw, "    tx\t%d packets\t%d bytes\n", r.TxPackets, r.TxBytes)
+			for _, k := range sortedKeys(r.Drops) {
+				fmt.Fprintf(tw, "    drop\t%s\t%d\n", k, r.Drops[k])
+			}
+		}
+		if filter != "" && !found {
+			return fmt.Errorf("no interface %q", filter)
+		}
+	case "routes":
+		var rows []dataplane.RouteStatus
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			var b strings.Builder
+			switch r.Type {
+			case "unicast", "connected":
+				b.WriteString(r.Prefix)
+			case "local":
+				b.WriteString("local " + r.Prefix)
+			default:
+				b.WriteString(r.Type + " " + r.Prefix)
+			}
+			if r.Via != "" {
+				b.WriteString(" via " + r.Via)
+			}
+			if r.Dev != "" {
+				b.WriteString(" dev " + r.Dev)
+			}
+			proto := "static"
+			switch r.Type {
+			case "connected":
+				proto = "kernel scope link"
+			case "local":
+				proto = "kernel scope host"
+			}
+			fmt.Fprintf(tw, "%s proto %s metric %d\n", b.String(), proto, r.Metric)
+		}
+	case "neighbors":
+		var rows []dataplane.NeighborStatus
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			mac := ""
+			if r.MAC != "" {
+				mac = "lladdr " + r.MAC
+			}
+			q := ""
+			if r.Queued > 0 {
+				q = fmt.Sprintf("queued %d", r.Queued)
+			}
+			fmt.Fprintf(tw, "%s\tdev %s\t%s\t%s\t%s\n", r.IP, r.Dev, mac, r.State, q)
+		}
+	case "stats":
+		var rows []dataplane.WorkerStatus
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "worker\tbatches\tpackets\tavg batch\tforwarded\tlocal\twakeups\n")
+		for _, r := range rows {
+			id := fmt.Sprint(r.ID)
+			if r.ID < 0 {
+				id = "control"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%d\n", id, r.Batches, r.Packets, r.AvgBatch, r.Forwarded, r.Local, r.Wakeups)
+		}
+		for _, r := range rows {
+			for _, k := range sortedKeys(r.Drops) {
+				id := fmt.Sprint(r.ID)
+				if r.ID < 0 {
+					id = "control"
+				}
+				fmt.Fprintf(tw, "  worker %s drop\t%s\t%d\n", id, k, r.Drops[k])
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
