@@ -158,6 +158,19 @@ func (g *gen) install(p netip.Prefix, slot uint32) bool {
 	return true
 }
 
+// fill sets p's entries to slot in a generation no reader has seen yet,
+// for prefixes of /24 or shorter installed shortest first, where every
+// entry in range is overwritten. copy is one bulk operation (and one range
+// check under the race detector) rather than 2^(24-L) atomic stores.
+func (g *gen) fill(p netip.Prefix, slot uint32) {
+	a, bits := addr4(p.Addr()), p.Bits()
+	r := g.tbl24[a>>8 : a>>8+1<<(24-bits)]
+	r[0] = mkEntry(slot, bits)
+	for n := 1; n < len(r); n *= 2 {
+		copy(r[n:], r[:n])
+	}
+}
+
 // repoint changes the entries p owns to slot, for a change of p's best
 // route.
 func (g *gen) repoint(p netip.Prefix, slot uint32) {
