@@ -156,3 +156,99 @@ func BenchmarkMemory4(b *testing.B) {
 		runtime.KeepAlive(t)
 	}
 }
+
+var (
+	bench6Once sync.Once
+	bench6FIB  *FIB
+	bench6Bart *bart.Table[*NextHop]
+	bench6     []netip.Addr
+)
+
+func bench6Setup(b *testing.B) {
+	_, ps := fullTable(b)
+	bench6Once.Do(func() {
+		rs := fullRoutes6(ps)
+		bench6FIB = New()
+		if err := bench6FIB.Replace(rs); err != nil {
+			b.Fatal(err)
+		}
+		bench6Bart = new(bart.Table[*NextHop])
+		for _, r := range rs {
+			bench6Bart.Insert(r.Prefix, bench6FIB.Lookup6(r.Prefix.Addr()))
+		}
+		rng := rand.New(rand.NewPCG(42, 43))
+		bench6 = make([]netip.Addr, benchDsts)
+		for i := range bench6 {
+			bench6[i] = inside(rng, ps[rng.IntN(len(ps))])
+		}
+	})
+}
+
+func BenchmarkLookup6(b *testing.B) {
+	bench6Setup(b)
+	f := bench6FIB
+	var h *NextHop
+	b.ResetTimer()
+	for i := range b.N {
+		h = f.Lookup6(bench6[i&(benchDsts-1)])
+	}
+	sinkNH = h
+}
+
+func BenchmarkLookup6Batch(b *testing.B) {
+	bench6Setup(b)
+	f := bench6FIB
+	const batch = 64
+	out := make([]*NextHop, batch)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		j := i & (benchDsts - 1)
+		f.Lookup6Batch(bench6[j:j+batch], out)
+	}
+	sinkNH = out[0]
+}
+
+func BenchmarkBartLookup6(b *testing.B) {
+	bench6Setup(b)
+	t := bench6Bart
+	var h *NextHop
+	b.ResetTimer()
+	for i := range b.N {
+		h, _ = t.Lookup(bench6[i&(benchDsts-1)])
+	}
+	sinkNH = h
+}
+
+func BenchmarkLoad6Replace(b *testing.B) {
+	_, ps := fullTable(b)
+	rs := fullRoutes6(ps)
+	b.ResetTimer()
+	for range b.N {
+		if err := New().Replace(rs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(rs)), "prefixes")
+}
+
+func BenchmarkMemory6(b *testing.B) {
+	_, ps := fullTable(b)
+	rs := fullRoutes6(ps)
+	for range b.N {
+		before := heapInUse()
+		f := New()
+		if err := f.Replace(rs); err != nil {
+			b.Fatal(err)
+		}
+		mid := heapInUse()
+		t := new(bart.Table[*NextHop])
+		for _, p := range ps {
+			t.Insert(p, nil)
+		}
+		after := heapInUse()
+		b.ReportMetric(float64(mid-before)/float64(len(ps)), "ferry-B/prefix")
+		b.ReportMetric(float64(after-mid)/float64(len(ps)), "bart-B/prefix")
+		runtime.KeepAlive(f)
+		runtime.KeepAlive(t)
+	}
+}

@@ -283,9 +283,10 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	for _, bad := range []Route{
-		{Prefix: pfx("198.51.100.1/24"), Dev: 1},                         // host bits
-		{Dev: 1},                                                         // no prefix
-		{Prefix: pfx("2001:db8::/32"), Dev: 1},                           // IPv6 not yet
+		{Prefix: pfx("198.51.100.1/24"), Dev: 1}, // host bits
+		{Dev: 1},                                 // no prefix
+		{Prefix: pfx("::ffff:192.0.2.0/120"), Dev: 1},                    // v4-mapped
+		{Prefix: pfx("2001:db8::/32"), Dev: 1, Via: ip("192.0.2.1")},     // v4 gateway
 		{Prefix: pfx("198.51.100.0/24"), Dev: -1},                        // unicast without device
 		{Prefix: pfx("198.51.100.0/24"), Dev: 1, Via: ip("2001:db8::1")}, // v6 gateway
 		{Prefix: pfx("198.51.100.0/24"), Type: Blackhole, Dev: -1, Via: ip("192.0.2.1")},
