@@ -35,12 +35,12 @@ func TestFrameChecksums(t *testing.T) {
 }
 
 func TestParseSNMP(t *testing.T) {
-	text := "Ip: Forwarding InHdrErrors\nIp: 1 3\nUdp: InDatagrams NoPorts InErrors InCsumErrors\nUdp: 10 5 0 2\n"
+	text := "Ip: Forwarding InHdrErrors InAddrErrors\nIp: 1 3 7\nUdp: InDatagrams NoPorts InErrors InCsumErrors\nUdp: 10 5 0 2\n"
 	a := ParseSNMP(text)
-	if a["Udp.NoPorts"] != 5 || a["Ip.InHdrErrors"] != 3 || a["Udp.InCsumErrors"] != 2 {
+	if a["Udp.NoPorts"] != 5 || a["Ip.InHdrErrors"] != 3 || a["Udp.InCsumErrors"] != 2 || a["Ip.InAddrErrors"] != 7 {
 		t.Fatalf("%v", a)
 	}
-	b := ParseSNMP("Udp: InDatagrams NoPorts InErrors InCsumErrors\nUdp: 20 105 0 2\nIp: Forwarding InHdrErrors\nIp: 1 3\n")
+	b := ParseSNMP("Udp: InDatagrams NoPorts InErrors InCsumErrors\nUdp: 20 105 0 2\nIp: Forwarding InHdrErrors InAddrErrors\nIp: 1 3 117\n")
 	if Delivered(a, b) != 110 || Invalid(a, b) != 0 {
 		t.Errorf("delivered %d invalid %d", Delivered(a, b), Invalid(a, b))
 	}
