@@ -25,9 +25,34 @@ func depth(e uint32) uint32 { return e >> depthShift & 63 }
 
 // nhKey identifies a forwarding action; routes sharing one share a slot.
 type nhKey struct {
-	typ RouteType
-	dev int
-	via netip.Addr
+	typ   RouteType
+	dev   int
+	via   netip.Addr
+	group string // Group.key for ECMP
+}
+
+func key(r *Route) nhKey {
+	k := nhKey{typ: r.Type, dev: r.Dev, via: r.Via}
+	if r.Group != nil {
+		k.group = r.Group.key
+	}
+	return k
+}
+
+// newNextHop makes the shared next hop for routes with r's key.
+func newNextHop(r *Route) NextHop {
+	nh := NextHop{Type: r.Type, Dev: r.Dev, Route: r}
+	if r.Via.Is4() {
+		nh.Gateway = addr4(r.Via)
+	} else {
+		nh.Gateway6 = r.Via
+	}
+	if r.Group != nil {
+		nh.Multi = newMultipath(r.Group, r)
+		first := nh.Multi.Hops[0]
+		nh.Dev, nh.Gateway, nh.Gateway6 = first.Dev, first.Gateway, first.Gateway6
+	}
+	return nh
 }
 
 // gen is one generation of the forwarding tables. Readers use tbl24, tbl8
@@ -60,15 +85,12 @@ func newGen(v4 bool, groups int) *gen {
 
 // acquire returns a slot holding r's next hop, taking a reference.
 func (g *gen) acquire(r *Route) uint32 {
-	k := nhKey{r.Type, r.Dev, r.Via}
+	k := key(r)
 	if s, ok := g.slots[k]; ok {
 		g.refs[s]++
 		return s
 	}
-	nh := NextHop{Type: r.Type, Dev: r.Dev, Route: r}
-	if r.Via.Is4() {
-		nh.Gateway = addr4(r.Via)
-	}
+	nh := newNextHop(r)
 	s := uint32(len(g.nhs))
 	// Appending within capacity writes past every published length, where
 	// no reader looks; a reallocation leaves the old array to its readers.

@@ -12,15 +12,14 @@ type nhRef struct {
 	refs int
 }
 
-func key(r *Route) nhKey { return nhKey{r.Type, r.Dev, r.Via} }
-
 func (f *FIB) acquire6(r *Route) *NextHop {
 	k := key(r)
 	if x := f.nh6[k]; x != nil {
 		x.refs++
 		return x.nh
 	}
-	nh := &NextHop{Type: r.Type, Dev: r.Dev, Gateway6: r.Via, Route: r}
+	n := newNextHop(r)
+	nh := &n
 	f.nh6[k] = &nhRef{nh: nh, refs: 1}
 	return nh
 }
@@ -28,7 +27,7 @@ func (f *FIB) acquire6(r *Route) *NextHop {
 // release6 drops a reference. A NextHop is its own allocation, so readers
 // holding it keep it alive and it can be forgotten at once.
 func (f *FIB) release6(nh *NextHop) {
-	k := nhKey{nh.Type, nh.Dev, nh.Gateway6}
+	k := key(nh.Route)
 	if x := f.nh6[k]; x != nil && x.nh == nh {
 		if x.refs--; x.refs == 0 {
 			delete(f.nh6, k)
