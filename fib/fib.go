@@ -41,6 +41,10 @@
 // Lookup4 on an ECMP route returns the group's NextHop, which describes its
 // first member, so callers that ignore ECMP still forward.
 //
+// Policy (policy.go) adds numbered tables, each a FIB, and ip-rule-style
+// rules with priority, from, to, iif, fwmark and an action, walked in
+// priority order with fall-through as in Linux.
+//
 // # Concurrency
 //
 // Readers take no lock and never block. They load one published generation
