@@ -6,6 +6,7 @@ package config
 import (
 	"net"
 	"net/netip"
+	"time"
 )
 
 // Config is the whole of ferryd's configuration.
@@ -25,6 +26,9 @@ type Dataplane struct {
 	BatchSize  int // frames handled per worker iteration (default 64)
 	RingFrames int // frames in each RX and TX ring (default 256)
 	FrameSize  int // bytes per ring frame; >= 65536+headers keeps GSO frames whole (default 69632)
+	// BusyPoll is how long a worker keeps checking its rings after the
+	// last frame before it sleeps in poll(2) (default 100µs; 0 never spins).
+	BusyPoll time.Duration
 }
 
 // Control holds the ferryctl socket settings.

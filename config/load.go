@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -21,6 +22,7 @@ const (
 	DefaultRingFrames = 256
 	DefaultFrameSize  = 69632
 	DefaultSocket     = "/run/ferry/ferryd.sock"
+	DefaultBusyPollUS = 100
 )
 
 // The file as TOML sees it. Addresses stay strings here so that a bad one
@@ -31,6 +33,7 @@ type rawFile struct {
 		BatchSize  *int `toml:"batch_size"`
 		RingFrames *int `toml:"ring_frames"`
 		FrameSize  *int `toml:"frame_size"`
+		BusyPoll   *int `toml:"busy_poll_us"`
 	} `toml:"dataplane"`
 	Control struct {
 		Socket string `toml:"socket"`
@@ -260,6 +263,7 @@ func (c *checker) dataplane(raw *rawFile, cfg *Config) {
 	d.BatchSize = get("batch_size", raw.Dataplane.BatchSize, DefaultBatchSize, 1, 256)
 	d.RingFrames = get("ring_frames", raw.Dataplane.RingFrames, DefaultRingFrames, 16, 65536)
 	d.FrameSize = get("frame_size", raw.Dataplane.FrameSize, DefaultFrameSize, 2048, 1<<20)
+	d.BusyPoll = time.Duration(get("busy_poll_us", raw.Dataplane.BusyPoll, DefaultBusyPollUS, 0, 10000)) * time.Microsecond
 	if raw.Dataplane.FrameSize != nil && d.FrameSize%16 != 0 {
 		c.bad("dataplane.frame_size", "%d is not a multiple of 16 (TPACKET_ALIGNMENT)", d.FrameSize)
 	}

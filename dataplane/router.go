@@ -26,6 +26,8 @@ type Router struct {
 	neigh *neigh.Table
 	hooks Hooks
 	batch int
+	// busyPoll: how long workers spin on empty rings before sleeping.
+	busyPoll time.Duration
 
 	workers []*worker
 	ctl     *worker // the control goroutine's own pipeline (ICMP for failed ARP)
@@ -71,12 +73,13 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 	}
 	workers := max(cfg.Dataplane.Workers, 1)
 	r := &Router{
-		log:   opt.Log,
-		fib:   fib.New(),
-		neigh: neigh.New(neigh.Config{}),
-		hooks: opt.Hooks,
-		batch: max(cfg.Dataplane.BatchSize, 1),
-		done:  make(chan struct{}),
+		log:      opt.Log,
+		fib:      fib.New(),
+		neigh:    neigh.New(neigh.Config{}),
+		hooks:    opt.Hooks,
+		batch:    max(cfg.Dataplane.BatchSize, 1),
+		busyPoll: cfg.Dataplane.BusyPoll,
+		done:     make(chan struct{}),
 	}
 	for i, ifc := range cfg.Interfaces {
 		l, err := opt.OpenLink(ifc, cfg.Dataplane)

@@ -92,11 +92,19 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 // per frame), which keeps ping latency in microseconds.
 func (w *worker) run() {
 	lastStats := time.Now()
+	var lastFrame time.Time
 	for !w.r.stopping.Load() {
 		if w.read() == 0 {
+			// Spin a little before sleeping: a reply to what was just sent
+			// (the other half of a ping, a TCP ACK) usually arrives within
+			// tens of microseconds, and a wake-up from poll(2) costs as much.
+			if w.r.busyPoll > 0 && time.Since(lastFrame) < w.r.busyPoll {
+				continue
+			}
 			w.wait(100 * time.Millisecond)
 		} else {
 			w.now = time.Now()
+			lastFrame = w.now
 			w.process()
 		}
 		if time.Since(lastStats) > time.Second {
