@@ -252,3 +252,19 @@ func BenchmarkMemory6(b *testing.B) {
 		runtime.KeepAlive(t)
 	}
 }
+
+// BenchmarkBartFastLookup6 measures bart's Fast table, the engine behind
+// Lookup6, without ferry's wrapper.
+func BenchmarkBartFastLookup6(b *testing.B) {
+	bench6Setup(b)
+	t := new(bart.Fast[*NextHop])
+	for p, v := range bench6Bart.All6() {
+		t.Insert(p, v)
+	}
+	var h *NextHop
+	b.ResetTimer()
+	for i := range b.N {
+		h, _ = t.Lookup(bench6[i&(benchDsts-1)])
+	}
+	sinkNH = h
+}
