@@ -69,8 +69,12 @@
 // Memory: tbl24 is 64 MiB (2^24 × 4 bytes). It is allocated on the first
 // IPv4 route only, and since the Go runtime gets it as fresh zeroed pages
 // from the OS, untouched regions cost address space rather than RSS. Each
-// tbl8 group costs 1 KiB; the full Internet table needs a few thousand. The
-// RIB costs roughly 150 bytes per prefix on top.
+// tbl8 group costs 1 KiB; the shared full table (901,899 IPv4 prefixes, 961
+// longer than /24) needs under a thousand, and a generation reserves twice
+// that. With the full IPv4 table the whole FIB measured about 330 heap
+// bytes per prefix: 74 for tbl24, the rest the RIB (map, entry and Route
+// per prefix), which could be slimmed. bart alone measured 27 bytes per
+// prefix but keeps no RIB.
 //
 // Update: adding or deleting a prefix of length L ≤ 24 rewrites 2^(24-L)
 // tbl24 entries (plus the tbl8 groups under them), so a /8 touches 65,536
