@@ -20,13 +20,14 @@ type fakeLink struct {
 	mtu     int
 	queues  []*fakeQueue
 	control [][]byte
+	down    bool // what Up reports
 }
 
 func (l *fakeLink) Name() string            { return l.name }
 func (l *fakeLink) Index() int              { return 0 }
 func (l *fakeLink) MAC() net.HardwareAddr   { return l.mac }
 func (l *fakeLink) MTU() int                { return l.mtu }
-func (l *fakeLink) Up() bool                { return true }
+func (l *fakeLink) Up() bool                { return !l.down }
 func (l *fakeLink) Queue(i int) iface.Queue { return l.queues[i] }
 func (l *fakeLink) NumQueues() int          { return len(l.queues) }
 func (l *fakeLink) Close() error            { return nil }

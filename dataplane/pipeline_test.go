@@ -356,3 +356,14 @@ func BenchmarkPipelineForward(b *testing.B) {
 		g.w.process()
 	}
 }
+
+// A veth is often not RUNNING yet when ferryd starts; the cached state must
+// not stop transmission (the kernel itself refuses a down link).
+func TestForwardsWhileCachedLinkStateLags(t *testing.T) {
+	g := newRig(t, nil)
+	g.r.ports[1].up.Store(false)
+	g.run(0, aToB(64, udpPayload(20)).frame())
+	if n := len(g.sent(1)); n != 1 {
+		t.Fatalf("sent %d, want 1; drops %v", n, g.drops(0))
+	}
+}

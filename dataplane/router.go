@@ -262,8 +262,8 @@ func (r *Router) control() {
 			return
 		case now := <-tick.C:
 			r.neighbourTimers(now)
-			if n++; n%10 == 0 {
-				r.refreshLinks()
+			if n++; n%5 == 0 {
+				r.refreshLinks() // for display and logs; transmit does not depend on it
 			}
 		}
 	}

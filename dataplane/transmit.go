@@ -14,7 +14,10 @@ func (w *worker) transmit() {
 			continue
 		}
 		p.next = stageDone
-		if w.dead[p.out] || !w.r.ports[p.out].up.Load() {
+		// Only a queue known dead is skipped here. Whether a link is up is
+		// the kernel's to say at send time (ENETDOWN): a cached flag lags,
+		// and dropped the first packets after start-up while a veth came up.
+		if w.dead[p.out] {
 			p.drop = DropPortDown
 			continue
 		}
