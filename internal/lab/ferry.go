@@ -16,6 +16,8 @@ type FerryConfig struct {
 	Workers int    // dataplane workers (default 2)
 	Socket  string // control socket path (required)
 	MTU1    int    // MTU of r1 (B's side); 0 leaves the link's
+	// BusyPollUS sets [dataplane] busy_poll_us; 0 leaves ferryd's default.
+	BusyPollUS int
 	// Extra is appended verbatim: more [[route]] or [[neighbor]] tables.
 	Extra string
 }
@@ -29,7 +31,11 @@ func (c FerryConfig) TOML() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# ferryd config for the lab rig A — R — B (written by internal/lab)\n")
-	fmt.Fprintf(&b, "[dataplane]\nworkers = %d\n\n", w)
+	fmt.Fprintf(&b, "[dataplane]\nworkers = %d\n", w)
+	if c.BusyPollUS != 0 {
+		fmt.Fprintf(&b, "busy_poll_us = %d\n", c.BusyPollUS)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[control]\nsocket = %q\n\n", c.Socket)
 	fmt.Fprintf(&b, "[[interface]]\nname = \"r0\"\nkind = \"afpacket\"\naddresses = [%q]\n\n", AddrR0+"/24")
 	fmt.Fprintf(&b, "[[interface]]\nname = \"r1\"\nkind = \"afpacket\"\naddresses = [%q]\n", AddrR1+"/24")
