@@ -79,18 +79,28 @@ func (w *worker) arp() {
 // [ingress port][virtio_net_hdr][frame] (see neighbour.go).
 func (w *worker) release(port int, ip uint32, queued [][]byte) {
 	for _, q := range queued {
-		s := w.takeSpare()
+		s := w.unpark(q)
 		if s == nil {
 			w.ctr.ports[port].drops[DropNeighborQueue].Add(1)
 			continue
 		}
-		copy(s.buf[Headroom-queuedPrefix:], q)
-		s.in = int(q[0])
-		s.n = len(q) - queuedPrefix
 		s.out, s.nh = port, ip
 		s.next = stageNeighbour
-		w.vec = append(w.vec, s)
 	}
+}
+
+// unpark copies a frame the neighbour stage queued back into a spare
+// packet appended to the batch, or returns nil when no spare is free.
+func (w *worker) unpark(q []byte) *Packet {
+	s := w.takeSpare()
+	if s == nil {
+		return nil
+	}
+	copy(s.buf[Headroom-queuedPrefix:], q)
+	s.off, s.n, s.l3 = Headroom, len(q)-queuedPrefix, Headroom+ethHdrLen
+	s.in = int(q[0])
+	w.vec = append(w.vec, s)
+	return s
 }
 
 // buildARP writes an ARP frame at b (which must hold arpMinFrame bytes) and

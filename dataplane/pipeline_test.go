@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
@@ -365,5 +366,40 @@ func TestForwardsWhileCachedLinkStateLags(t *testing.T) {
 	g.run(0, aToB(64, udpPayload(20)).frame())
 	if n := len(g.sent(1)); n != 1 {
 		t.Fatalf("sent %d, want 1; drops %v", n, g.drops(0))
+	}
+}
+
+// When ARP gets no answer, the table retries, gives up, and the control
+// goroutine answers each waiting packet with ICMP host unreachable.
+func TestNeighbourFailureSendsHostUnreachable(t *testing.T) {
+	g := newRig(t, func(c *config.Config) { c.Neighbors = c.Neighbors[:1] }) // B unknown
+	in := aToB(64, udpPayload(20)).frame()
+	g.run(0, in)
+	if out := g.sent(1); len(out) != 1 {
+		t.Fatalf("first ARP request: sent %d", len(out))
+	}
+	start := g.w.now
+	for s := 1; s <= 3; s++ {
+		g.r.neighbourTimers(start.Add(time.Duration(s)*time.Second + time.Millisecond))
+	}
+	var arps, errs [][]byte
+	for _, f := range g.links[1].control {
+		if binary.BigEndian.Uint16(f[12:]) == etherTypeARP {
+			arps = append(arps, f)
+		}
+	}
+	errs = g.links[0].control
+	if len(arps) != 2 {
+		t.Errorf("%d retransmitted requests, want 2 (3 in all with the first)", len(arps))
+	}
+	if len(errs) != 1 {
+		t.Fatalf("%d frames back to A, want 1 host unreachable", len(errs))
+	}
+	typ, code, src, _ := icmpErrorFrom(t, errs[0])
+	if typ != icmpDestUnreachable || code != icmpHostUnreachable || src != ipR0 {
+		t.Errorf("got ICMP %d/%d from %v", typ, code, src)
+	}
+	if g.drops(0)["neighbor_failed"] != 1 {
+		t.Errorf("drops %v", g.drops(0))
 	}
 }

@@ -304,14 +304,10 @@ func (r *Router) neighbourTimers(now time.Time) {
 			}
 		case neigh.ResolveFailed:
 			for _, q := range a.Frames {
-				s := w.takeSpare()
+				s := w.unpark(q)
 				if s == nil {
 					break
 				}
-				copy(s.buf[Headroom-queuedPrefix:], q)
-				s.off, s.n, s.l3 = Headroom, len(q)-queuedPrefix, Headroom+ethHdrLen
-				s.in = int(q[0])
-				w.vec = append(w.vec, s)
 				w.icmpError(s, icmpDestUnreachable, icmpHostUnreachable, 0, DropNeighborFailed)
 			}
 		}
