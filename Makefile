@@ -34,9 +34,13 @@ vet:
 
 # -p 1 for the full run: end-to-end tests measure throughput through
 # namespaces and must not compete with each other for the 2 cores.
-test: deps fmt-check vet
+test: deps fmt-check vet build
 	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(RACE_PKGS)
 	$(GO) test -count=1 -p 1 -timeout $(TIMEOUT) ./...
+	@# The benchmark runs once, briefly, so it cannot rot; its figures are
+	@# not judged here (a busy machine would make that a flaky test).
+	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/cmd/ferrybench -quick -out $$(mktemp -d); \
+	else echo "bench-quick skipped: needs root for namespaces"; fi
 
 demo: deps build
 	./scripts/demo.sh
