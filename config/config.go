@@ -29,6 +29,10 @@ type Dataplane struct {
 	// BusyPoll is how long a worker keeps checking its rings after the
 	// last frame before it sleeps in poll(2) (default 100µs; 0 never spins).
 	BusyPoll time.Duration
+	// Mode is "router" (the full pipeline) or "io-only": a benchmark floor
+	// that moves frames between exactly two ports with only the MAC
+	// rewrite, to show what the ports cost without the pipeline.
+	Mode string
 }
 
 // Control holds the ferryctl socket settings.

@@ -29,11 +29,12 @@ const (
 // is reported by ferry with its line, not by the decoder.
 type rawFile struct {
 	Dataplane struct {
-		Workers    *int `toml:"workers"`
-		BatchSize  *int `toml:"batch_size"`
-		RingFrames *int `toml:"ring_frames"`
-		FrameSize  *int `toml:"frame_size"`
-		BusyPoll   *int `toml:"busy_poll_us"`
+		Workers    *int   `toml:"workers"`
+		BatchSize  *int   `toml:"batch_size"`
+		RingFrames *int   `toml:"ring_frames"`
+		FrameSize  *int   `toml:"frame_size"`
+		BusyPoll   *int   `toml:"busy_poll_us"`
+		Mode       string `toml:"mode"`
 	} `toml:"dataplane"`
 	Control struct {
 		Socket string `toml:"socket"`
@@ -243,6 +244,9 @@ func (c *checker) build(raw *rawFile) *Config {
 		cfg.Control.Socket = DefaultSocket
 	}
 	c.interfaces(raw, cfg)
+	if cfg.Dataplane.Mode == "io-only" && len(raw.Interface) != 2 {
+		c.bad("dataplane.mode", "io-only cross-connects exactly two interfaces, not %d", len(raw.Interface))
+	}
 	c.routes(raw, cfg)
 	c.neighbors(raw, cfg)
 	return cfg
@@ -264,6 +268,13 @@ func (c *checker) dataplane(raw *rawFile, cfg *Config) {
 	d.RingFrames = get("ring_frames", raw.Dataplane.RingFrames, DefaultRingFrames, 16, 65536)
 	d.FrameSize = get("frame_size", raw.Dataplane.FrameSize, DefaultFrameSize, 2048, 1<<20)
 	d.BusyPoll = time.Duration(get("busy_poll_us", raw.Dataplane.BusyPoll, DefaultBusyPollUS, 0, 10000)) * time.Microsecond
+	switch d.Mode = raw.Dataplane.Mode; d.Mode {
+	case "":
+		d.Mode = "router"
+	case "router", "io-only":
+	default:
+		c.bad("dataplane.mode", "%q is not a mode (\"router\", or \"io-only\" for benchmarks)", d.Mode)
+	}
 	if raw.Dataplane.FrameSize != nil && d.FrameSize%16 != 0 {
 		c.bad("dataplane.frame_size", "%d is not a multiple of 16 (TPACKET_ALIGNMENT)", d.FrameSize)
 	}

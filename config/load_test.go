@@ -112,3 +112,15 @@ func TestAllProblemsReported(t *testing.T) {
 		t.Fatalf("want 2 problems, got %v", err)
 	}
 }
+
+func TestModeIOOnlyNeedsTwoPorts(t *testing.T) {
+	src := "[dataplane]\nmode = \"io-only\"\n\n[[interface]]\nname = \"a\"\n"
+	_, err := Parse("x.toml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "x.toml:2: dataplane.mode: io-only cross-connects exactly two interfaces, not 1") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = Parse("x.toml", []byte("[dataplane]\nmode = \"fast\"\n\n[[interface]]\nname = \"a\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `x.toml:2: dataplane.mode: "fast" is not a mode`) {
+		t.Fatalf("got %v", err)
+	}
+}
