@@ -28,6 +28,8 @@ type Router struct {
 	batch int
 	// busyPoll: how long workers spin on empty rings before sleeping.
 	busyPoll time.Duration
+	// ioOnly: the benchmark floor, see config.Dataplane.Mode.
+	ioOnly bool
 
 	workers []*worker
 	ctl     *worker // the control goroutine's own pipeline (ICMP for failed ARP)
@@ -79,6 +81,7 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		hooks:    opt.Hooks,
 		batch:    max(cfg.Dataplane.BatchSize, 1),
 		busyPoll: cfg.Dataplane.BusyPoll,
+		ioOnly:   cfg.Dataplane.Mode == "io-only",
 		done:     make(chan struct{}),
 	}
 	for i, ifc := range cfg.Interfaces {
