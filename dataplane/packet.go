@@ -35,10 +35,11 @@ type Packet struct {
 	drop  Drop  // why, once next == stageDone without being sent
 	flags pktFlags
 
-	in  int // ingress port
-	out int // egress port, set by route
-	nh  uint32
-	hop *fib.NextHop
+	in   int    // ingress port
+	out  int    // egress port, set by route
+	mark uint32 // fwmark: set by hooks, matched by policy rules
+	nh   uint32
+	hop  *fib.NextHop
 
 	spare int // index in the worker's spare pool (spares only)
 }

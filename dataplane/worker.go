@@ -34,7 +34,8 @@ type worker struct {
 	txb     [][][]byte // Write arguments, by egress port
 	dsts    []uint32   // route stage
 	hops    []*fib.NextHop
-	hookVec []*Packet // packets at the hook point being run
+	flows   []fib.Flow4 // route stage, when policy rules are in use
+	hookVec []*Packet   // packets at the hook point being run
 
 	now  time.Time
 	ipID uint16
@@ -61,6 +62,7 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 		txb:        make([][][]byte, len(queues)),
 		dsts:       make([]uint32, 2*b),
 		hops:       make([]*fib.NextHop, 2*b),
+		flows:      make([]fib.Flow4, 2*b),
 		hookVec:    make([]*Packet, 0, 2*b),
 		ctr:        newWorkerCounters(len(queues)),
 		queueStats: make([]iface.QueueStats, len(queues)),
