@@ -138,7 +138,7 @@ func (w *worker) read() int {
 			p := &w.rx[i]
 			p.off, p.n, p.l3 = Headroom, w.sizes[i], Headroom+ethHdrLen
 			p.in, p.out, p.nh, p.hop = pi, -1, 0, nil
-			p.next, p.drop, p.flags = stageInput, DropNone, 0
+			p.next, p.drop, p.flags, p.mark = stageInput, DropNone, 0, 0
 			w.vec = append(w.vec, p)
 			bytes += uint64(p.n)
 		}
@@ -192,7 +192,7 @@ func (w *worker) takeSpare() *Packet {
 	p := &w.spare[i]
 	p.off, p.n, p.l3 = Headroom, 0, Headroom+ethHdrLen
 	p.in, p.out, p.nh, p.hop = -1, -1, 0, nil
-	p.next, p.drop, p.flags = stageDone, DropNone, flagSpare
+	p.next, p.drop, p.flags, p.mark = stageDone, DropNone, flagSpare, 0
 	return p
 }
 
