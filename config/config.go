@@ -16,8 +16,18 @@ type Config struct {
 	Dataplane  Dataplane
 	Control    Control
 	Interfaces []Interface
+	Tables     []Table
 	Routes     []Route
+	Rules      []Rule
 	Neighbors  []Neighbor
+}
+
+// Table names a routing table, as /etc/iproute2/rt_tables does. The
+// tables main (254), local (255) and default (253) are always known.
+type Table struct {
+	ID   uint32
+	Name string
+	Line int
 }
 
 // Dataplane holds worker and ring settings.
@@ -57,7 +67,33 @@ type Route struct {
 	Dev    string       // empty: derived from Via's connected network
 	Metric uint32
 	Type   string // "unicast" (default), "blackhole", "unreachable", "prohibit"
-	Line   int
+	Table  uint32 // routing table id; main (254) by default
+	// Nexthops makes the route ECMP: traffic is spread over them by flow
+	// hash. Via and Dev are then unset.
+	Nexthops []Nexthop
+	Line     int
+}
+
+// Nexthop is one member of an ECMP route.
+type Nexthop struct {
+	Via    netip.Addr
+	Dev    string
+	Weight uint32 // relative share, >= 1
+}
+
+// Rule is a policy routing rule, like `ip rule`: packets matching every
+// selector set take its action; rules are tried by ascending priority and
+// a lookup that finds no route falls through to the next rule.
+type Rule struct {
+	Priority uint32       // 1..4294967295; 0 is the local table's rule
+	From     netip.Prefix // source; invalid = any
+	To       netip.Prefix // destination; invalid = any
+	IIf      string       // input interface; empty = any
+	Mark     uint32
+	MarkMask uint32 // 0 means any mark (when Mark is 0 too)
+	Action   string // "lookup", "blackhole", "unreachable", "prohibit"
+	Table    uint32 // for lookup
+	Line     int
 }
 
 // Neighbor is a static ARP entry.

@@ -46,18 +46,45 @@ type rawFile struct {
 		MTU       int      `toml:"mtu"`
 		MAC       string   `toml:"mac"`
 	} `toml:"interface"`
-	Route []struct {
-		Prefix string `toml:"prefix"`
-		Via    string `toml:"via"`
-		Dev    string `toml:"dev"`
-		Metric int64  `toml:"metric"`
-		Type   string `toml:"type"`
-	} `toml:"route"`
+	Table    []rawTable `toml:"table"`
+	Route    []rawRoute `toml:"route"`
+	Rule     []rawRule  `toml:"rule"`
 	Neighbor []struct {
 		IP  string `toml:"ip"`
 		MAC string `toml:"mac"`
 		Dev string `toml:"dev"`
 	} `toml:"neighbor"`
+}
+
+type rawTable struct {
+	ID   *int64 `toml:"id"`
+	Name string `toml:"name"`
+}
+
+type rawRoute struct {
+	Prefix  string       `toml:"prefix"`
+	Via     string       `toml:"via"`
+	Dev     string       `toml:"dev"`
+	Metric  int64        `toml:"metric"`
+	Type    string       `toml:"type"`
+	Table   any          `toml:"table"` // id or name
+	Nexthop []rawNexthop `toml:"nexthop"`
+}
+
+type rawNexthop struct {
+	Via    string `toml:"via"`
+	Dev    string `toml:"dev"`
+	Weight *int64 `toml:"weight"`
+}
+
+type rawRule struct {
+	Priority *int64 `toml:"priority"`
+	From     string `toml:"from"`
+	To       string `toml:"to"`
+	IIf      string `toml:"iif"`
+	FwMark   any    `toml:"fwmark"` // 7, "0x7" or "0x7/0xff"
+	Action   string `toml:"action"`
+	Table    any    `toml:"table"`
 }
 
 // Error is every problem found in a config file, each naming its line and
@@ -227,11 +254,16 @@ type checker struct {
 }
 
 func (c *checker) bad(key, format string, args ...any) {
-	line := c.lines[key]
-	if line == 0 {
-		if i := strings.LastIndexByte(key, '.'); i > 0 {
-			line = c.lines[key[:i]] // the table it belongs in
+	// A key with no line of its own (inside an inline table) is placed on
+	// the line of the nearest enclosing key or table that has one.
+	line := 0
+	for k := key; k != "" && line == 0; {
+		line = c.lines[k]
+		i := strings.LastIndexAny(k, ".[")
+		if i <= 0 {
+			break
 		}
+		k = k[:i]
 	}
 	c.problems = append(c.problems, Problem{Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
@@ -247,7 +279,9 @@ func (c *checker) build(raw *rawFile) *Config {
 	if cfg.Dataplane.Mode == "io-only" && len(raw.Interface) != 2 {
 		c.bad("dataplane.mode", "io-only cross-connects exactly two interfaces, not %d", len(raw.Interface))
 	}
+	c.tables(raw, cfg)
 	c.routes(raw, cfg)
+	c.rules(raw, cfg)
 	c.neighbors(raw, cfg)
 	return cfg
 }
@@ -395,92 +429,6 @@ func (c *checker) hasDev(cfg *Config, dev string) bool {
 		}
 	}
 	return false
-}
-
-func (c *checker) routes(raw *rawFile, cfg *Config) {
-	type key struct {
-		p netip.Prefix
-		m uint32
-	}
-	seen := map[key]string{}
-	for i, rr := range raw.Route {
-		t := fmt.Sprintf("route[%d]", i)
-		r := Route{Dev: rr.Dev, Type: rr.Type, Line: c.lines[t]}
-		if r.Type == "" {
-			r.Type = "unicast"
-		}
-		p, err := netip.ParsePrefix(rr.Prefix)
-		switch {
-		case rr.Prefix == "":
-			c.bad(t+".prefix", "missing: the destination, like 198.51.100.0/24 or 0.0.0.0/0")
-			continue
-		case err != nil:
-			c.bad(t+".prefix", "%q is not a prefix (like 198.51.100.0/24)", rr.Prefix)
-			continue
-		case !p.Addr().Is4():
-			c.bad(t+".prefix", "%s: IPv6 is not supported yet", rr.Prefix)
-			continue
-		case p != p.Masked():
-			c.bad(t+".prefix", "%s has host bits set; did you mean %s?", rr.Prefix, p.Masked())
-			continue
-		}
-		r.Prefix = p
-		if rr.Metric < 0 || rr.Metric > 1<<32-1 {
-			c.bad(t+".metric", "%d is out of range 0..4294967295", rr.Metric)
-		}
-		r.Metric = uint32(rr.Metric)
-		k := key{p, r.Metric}
-		if o, dup := seen[k]; dup {
-			c.bad(t+".prefix", "%s metric %d duplicates %s", p, r.Metric, o)
-			continue
-		}
-		seen[k] = t
-		switch r.Type {
-		case "unicast":
-		case "blackhole", "unreachable", "prohibit":
-			if rr.Via != "" || rr.Dev != "" {
-				c.bad(t+".type", "a %s route takes no via or dev", r.Type)
-			}
-			cfg.Routes = append(cfg.Routes, r)
-			continue
-		default:
-			c.bad(t+".type", "%q is not a route type (unicast, blackhole, unreachable, prohibit)", rr.Type)
-			continue
-		}
-		if rr.Dev != "" && !c.hasDev(cfg, rr.Dev) {
-			c.bad(t+".dev", "%q is not a configured interface", rr.Dev)
-			continue
-		}
-		if rr.Via == "" {
-			if rr.Dev == "" {
-				c.bad(t+".via", "missing: a unicast route needs via, dev or both")
-				continue
-			}
-			cfg.Routes = append(cfg.Routes, r)
-			continue
-		}
-		via, err := netip.ParseAddr(rr.Via)
-		if err != nil || !via.Is4() {
-			c.bad(t+".via", "%q is not an IPv4 address", rr.Via)
-			continue
-		}
-		r.Via = via
-		if _, own := c.ownAddr(cfg, via); own {
-			c.bad(t+".via", "%s is one of ferry's own addresses", via)
-			continue
-		}
-		dev, ok := connected(cfg, via, rr.Dev)
-		if !ok {
-			where := "any connected network"
-			if rr.Dev != "" {
-				where = "a network of " + rr.Dev
-			}
-			c.bad(t+".via", "%s is not on %s (interfaces: %s)", via, where, c.networks(cfg))
-			continue
-		}
-		r.Dev = dev
-		cfg.Routes = append(cfg.Routes, r)
-	}
 }
 
 func (c *checker) ownAddr(cfg *Config, a netip.Addr) (string, bool) {

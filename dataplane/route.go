@@ -6,21 +6,33 @@ import (
 	"github.com/ferry-router/ferry/fib"
 )
 
-// route looks up every live packet's destination in the FIB with one batch
-// call, then sends each to local delivery, on to forward, or turns it into
-// the ICMP error its route asks for.
+// route looks up every live packet's destination with one batch call, then
+// sends each to local delivery, on to forward, or turns it into the ICMP
+// error its route asks for. While the only rules are the built-in ones
+// (local, then main) a lookup in main decides, since main also holds the
+// local routes; once rules are added, every packet walks them.
 func (w *worker) route() {
+	policy := w.r.policyActive.Load()
 	k := 0
 	for _, p := range w.vec {
-		if p.next == stageRoute {
-			w.dsts[k] = binary.BigEndian.Uint32(p.buf[p.l3+16:])
-			k++
+		if p.next != stageRoute {
+			continue
 		}
+		ip := p.buf[p.l3:]
+		w.dsts[k] = binary.BigEndian.Uint32(ip[16:])
+		if policy {
+			w.flows[k] = fib.Flow4{Src: binary.BigEndian.Uint32(ip[12:]), Dst: w.dsts[k], IIf: p.in, Mark: p.mark}
+		}
+		k++
 	}
 	if k == 0 {
 		return
 	}
-	w.r.fib.Lookup4Batch(w.dsts[:k], w.hops[:k])
+	if policy {
+		w.r.policy.Lookup4Batch(w.flows[:k], w.hops[:k])
+	} else {
+		w.r.fib.Lookup4Batch(w.dsts[:k], w.hops[:k])
+	}
 	k = 0
 	for _, p := range w.vec {
 		if p.next != stageRoute {
@@ -28,8 +40,30 @@ func (w *worker) route() {
 		}
 		dst, h := w.dsts[k], w.hops[k]
 		k++
+		if h != nil && h.Multi != nil {
+			h = h.Pick(w.flowHash(p))
+		}
 		w.applyRoute(p, dst, h)
 	}
+}
+
+// flowHash hashes the packet's 5-tuple for ECMP, or only its addresses
+// when it is a fragment or not TCP, UDP or SCTP: every packet of a flow,
+// including the fragments of a datagram, then takes the same path.
+func (w *worker) flowHash(p *Packet) uint32 {
+	ip := p.buf[p.l3:]
+	src, dst := binary.BigEndian.Uint32(ip[12:]), binary.BigEndian.Uint32(ip[16:])
+	proto := ip[9]
+	var sport, dport uint16
+	fragmented := binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 // MF or an offset
+	l4 := p.l3 + int(ip[0]&0x0f)*4
+	if !fragmented && (proto == 6 || proto == 17 || proto == 132) && l4+4 <= p.off+p.n {
+		sport = binary.BigEndian.Uint16(p.buf[l4:])
+		dport = binary.BigEndian.Uint16(p.buf[l4+2:])
+	} else {
+		proto = 0
+	}
+	return fib.FlowHash4(w.r.hashSeed, src, dst, proto, sport, dport)
 }
 
 func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
@@ -51,7 +85,10 @@ func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
 	case fib.Blackhole:
 		p.Drop(DropBlackhole)
 	case fib.Unreachable:
-		w.icmpError(p, icmpDestUnreachable, icmpHostUnreachable, 0, DropUnreachable)
+		// Net unreachable, as no route at all gives. (Linux answers an
+		// explicit unreachable route with host unreachable; an operator
+		// who declares a prefix unreachable means the network.)
+		w.icmpError(p, icmpDestUnreachable, icmpNetUnreachable, 0, DropUnreachable)
 	case fib.Prohibit:
 		w.icmpError(p, icmpDestUnreachable, icmpAdminProhibited, 0, DropProhibit)
 	default:
@@ -61,10 +98,20 @@ func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
 
 // routeLocal routes a packet ferry itself built (echo reply, ICMP error)
 // towards its destination and sends it to postrouting. It reports false if
-// there is no unicast route back.
+// there is no unicast route back. Rules see it as Linux sees its own
+// packets: from no input interface.
 func (w *worker) routeLocal(p *Packet) bool {
-	dst := binary.BigEndian.Uint32(p.buf[p.l3+16:])
-	h := w.r.fib.Lookup4(dst)
+	ip := p.buf[p.l3:]
+	dst := binary.BigEndian.Uint32(ip[16:])
+	var h *fib.NextHop
+	if w.r.policyActive.Load() {
+		h = w.r.policy.Lookup4(fib.Flow4{Src: binary.BigEndian.Uint32(ip[12:]), Dst: dst, IIf: -1, Mark: p.mark})
+	} else {
+		h = w.r.fib.Lookup4(dst)
+	}
+	if h != nil && h.Multi != nil {
+		h = h.Pick(w.flowHash(p))
+	}
 	if h == nil || h.Type != fib.Unicast {
 		return false
 	}

@@ -22,10 +22,17 @@ import (
 type Router struct {
 	log   *slog.Logger
 	ports []*port
-	fib   *fib.FIB
-	neigh *neigh.Table
-	hooks Hooks
-	batch int
+	fib   *fib.FIB // table main, also what the route stage reads while no rules are added
+	// policy holds every table and rule; policyActive says the route stage
+	// must walk the rules (see routing.go).
+	policy       *fib.Policy
+	policyActive atomic.Bool
+	hashSeed     uint32 // ECMP flow hash seed, per router as Linux's is per namespace
+	cfg          *config.Config
+	ctlMu        sync.Mutex // serialises route and rule changes
+	neigh        *neigh.Table
+	hooks        Hooks
+	batch        int
 	// busyPoll: how long workers spin on empty rings before sleeping.
 	busyPoll time.Duration
 	// ioOnly: the benchmark floor, see config.Dataplane.Mode.
@@ -135,44 +142,40 @@ func openAFPacket(ifc config.Interface, dp config.Dataplane) (iface.Link, error)
 }
 
 // loadTables derives connected and local routes from the interface
-// addresses, then adds the static routes and neighbours.
+// addresses, then adds the configured tables' routes, rules and static
+// neighbours. Errors name the config line.
 func (r *Router) loadTables(cfg *config.Config) error {
+	r.initRouting(cfg)
+	local := r.policy.Table(fib.TableLocal)
 	for _, p := range r.ports {
 		for _, a := range p.addrs {
 			if err := r.fib.Add(fib.Route{Prefix: a.Masked(), Type: fib.Unicast, Dev: p.idx, Proto: "connected"}); err != nil {
 				return fmt.Errorf("connected route %s dev %s: %w", a.Masked(), p.name, err)
 			}
-			if err := r.fib.Add(fib.Route{Prefix: netip.PrefixFrom(a.Addr(), 32), Type: fib.Local, Dev: p.idx, Proto: "local"}); err != nil {
+			lr := fib.Route{Prefix: netip.PrefixFrom(a.Addr(), 32), Type: fib.Local, Dev: p.idx, Proto: "local"}
+			if err := r.fib.Add(lr); err != nil {
+				return fmt.Errorf("local route %s dev %s: %w", a.Addr(), p.name, err)
+			}
+			if err := local.Add(lr); err != nil {
 				return fmt.Errorf("local route %s dev %s: %w", a.Addr(), p.name, err)
 			}
 		}
 	}
 	for _, rt := range cfg.Routes {
-		fr := fib.Route{Prefix: rt.Prefix, Via: rt.Via, Dev: -1, Metric: rt.Metric, Proto: "static"}
-		switch rt.Type {
-		case "", "unicast":
-			fr.Type = fib.Unicast
-		case "blackhole":
-			fr.Type = fib.Blackhole
-		case "unreachable":
-			fr.Type = fib.Unreachable
-		case "prohibit":
-			fr.Type = fib.Prohibit
-		default:
-			return fmt.Errorf("%s:%d: route %s: unknown type %q", cfg.File, rt.Line, rt.Prefix, rt.Type)
+		fr, err := r.fibRoute(rt, "static")
+		if err == nil {
+			err = r.policy.Table(rt.Table).Add(fr)
 		}
-		if rt.Dev != "" {
-			fr.Dev = r.portIndex(rt.Dev)
-		} else if rt.Via.IsValid() {
-			fr.Dev = r.connectedPort(rt.Via)
-		}
-		if fr.Type == fib.Unicast && fr.Dev < 0 {
-			return fmt.Errorf("%s:%d: route %s: gateway %s is not on a connected network", cfg.File, rt.Line, rt.Prefix, rt.Via)
-		}
-		if err := r.fib.Add(fr); err != nil {
+		if err != nil {
 			return fmt.Errorf("%s:%d: route %s: %w", cfg.File, rt.Line, rt.Prefix, err)
 		}
 	}
+	for _, cr := range cfg.Rules {
+		if err := r.policy.AddRule(r.fibRule(cr)); err != nil {
+			return fmt.Errorf("%s:%d: rule: %w", cfg.File, cr.Line, err)
+		}
+	}
+	r.publishPolicy()
 	for _, n := range cfg.Neighbors {
 		pi := r.portIndex(n.Dev)
 		if pi < 0 {

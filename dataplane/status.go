@@ -3,6 +3,8 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/ferry-router/ferry/fib"
 )
 
 // Status views are what ferryctl shows. They are snapshots built on request
@@ -32,6 +34,16 @@ type RouteStatus struct {
 	Dev    string `json:"dev,omitempty"`
 	Metric uint32 `json:"metric"`
 	Table  string `json:"table,omitempty"`
+	Proto  string `json:"proto,omitempty"` // connected, local, static
+	// Nexthops lists an ECMP route's members.
+	Nexthops []NexthopStatus `json:"nexthops,omitempty"`
+}
+
+// NexthopStatus is one member of an ECMP route.
+type NexthopStatus struct {
+	Via    string `json:"via"`
+	Dev    string `json:"dev"`
+	Weight uint32 `json:"weight"`
 }
 
 // NeighborStatus is one row of `ferryctl show neighbors`.
@@ -98,23 +110,10 @@ func (r *Router) Interfaces() []InterfaceStatus {
 	return out
 }
 
-// Routes lists the FIB.
+// Routes lists table main.
 func (r *Router) Routes() []RouteStatus {
-	var out []RouteStatus
-	for _, rt := range r.fib.Routes() {
-		s := RouteStatus{Prefix: rt.Prefix.String(), Type: rt.Type.String(), Metric: rt.Metric, Table: "main"}
-		if rt.Proto == "connected" {
-			s.Type = "connected"
-		}
-		if rt.Via.IsValid() {
-			s.Via = rt.Via.String()
-		}
-		if rt.Dev >= 0 && rt.Dev < len(r.ports) {
-			s.Dev = r.ports[rt.Dev].name
-		}
-		out = append(out, s)
-	}
-	return out
+	rows, _ := r.TableRoutes(fib.TableMain)
+	return rows
 }
 
 // Neighbors lists the ARP table.

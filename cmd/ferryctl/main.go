@@ -1,6 +1,6 @@
-// Command ferryctl inspects a running ferryd over its unix socket.
-//
-//	ferryctl [-s SOCKET] [-j] show interfaces|routes|neighbors|stats
+// Command ferryctl inspects and changes a running ferryd over its unix
+// socket: show interfaces|routes|rules|neighbors|stats, route get, route
+// add|del|load, rule add|del.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,9 +28,20 @@ const usage = `usage: ferryctl [-s SOCKET] [-j] COMMAND
 
 commands:
   show interfaces [NAME]   counters and drops by reason per port (alias: show int)
-  show routes              the forwarding table (alias: show route)
+  show routes [table T|all]  a routing table, main by default (alias: show route)
+  show rules               the policy rules, in the order they are tried
   show neighbors           the ARP table (aliases: show neigh, show arp)
   show stats               per-worker batches, packets and drops
+  route get ADDR [from SRC] [iif IF] [mark M]
+                           the rule, table, route and next hop a packet gets
+  route add|del [TYPE] PREFIX [via GW] [dev IF] [metric N] [table T]
+                [nexthop via GW [dev IF] [weight W]]...
+                           TYPE: unicast (default), blackhole, unreachable, prohibit
+  route load FILE [table T] [via GW] [dev IF] [metric N]
+                           add every route in FILE (a prefix a line, optionally
+                           followed by route words; gzip is fine) as one change
+  rule add|del [priority N] [from P] [to P] [iif IF] [fwmark M[/MASK]]
+               lookup T | blackhole | unreachable | prohibit
   help
 
 -s defaults to $FERRY_SOCKET, else ` + defaultSocket + `; -j prints JSON.
@@ -79,6 +91,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // canonical maps what the user typed to the server's command words.
 func canonical(w []string) (cmd []string, filter string, ok bool) {
+	if len(w) >= 2 && (w[0] == "route" || w[0] == "rule") {
+		switch w[1] {
+		case "get", "add", "del", "delete":
+			if w[1] == "delete" {
+				w = append([]string{w[0], "del"}, w[2:]...)
+			}
+			if w[0] == "rule" && w[1] == "get" {
+				return nil, "", false
+			}
+			return w, "", len(w) > 2
+		case "load":
+			if w[0] != "route" || len(w) < 3 {
+				return nil, "", false
+			}
+			// ferryd opens the file itself, from its own working directory.
+			if abs, err := filepath.Abs(w[2]); err == nil {
+				w = append([]string{"route", "load", abs}, w[3:]...)
+			}
+			return w, "", true
+		}
+		return nil, "", false
+	}
 	if len(w) < 2 || w[0] != "show" {
 		return nil, "", false
 	}
@@ -91,7 +125,9 @@ func canonical(w []string) (cmd []string, filter string, ok bool) {
 		}
 		return []string{"show", "interfaces"}, filter, true
 	case "routes", "route":
-		return []string{"show", "routes"}, "", len(w) == 2
+		return append([]string{"show", "routes"}, w[2:]...), "", len(w) == 2 || (len(w) == 4 && w[2] == "table")
+	case "rules", "rule":
+		return []string{"show", "rules"}, "", len(w) == 2
 	case "neighbors", "neighbours", "neigh", "arp":
 		return []string{"show", "neighbors"}, "", len(w) == 2
 	case "stats":
@@ -132,6 +168,29 @@ func call(sock string, cmd []string) (json.RawMessage, error) {
 func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) error {
 	tw := tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)
 	defer tw.Flush()
+	switch cmd[0] {
+	case "route", "rule":
+		switch cmd[1] {
+		case "get":
+			var g dataplane.RouteGetStatus
+			if err := json.Unmarshal(raw, &g); err != nil {
+				return err
+			}
+			renderRouteGet(out, g)
+		case "load":
+			var l struct {
+				Loaded  int     `json:"loaded"`
+				Table   string  `json:"table"`
+				Routes  int     `json:"routes"`
+				Seconds float64 `json:"seconds"`
+			}
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "loaded %d routes into table %s (%d prefixes now) in %.2fs\n", l.Loaded, l.Table, l.Routes, l.Seconds)
+		}
+		return nil
+	}
 	switch cmd[1] {
 	case "interfaces":
 		var rows []dataplane.InterfaceStatus
@@ -163,30 +222,17 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 		if err := json.Unmarshal(raw, &rows); err != nil {
 			return err
 		}
+		all := len(cmd) == 4 && cmd[3] == "all"
 		for _, r := range rows {
-			var b strings.Builder
-			switch r.Type {
-			case "unicast", "connected":
-				b.WriteString(r.Prefix)
-			case "local":
-				b.WriteString("local " + r.Prefix)
-			default:
-				b.WriteString(r.Type + " " + r.Prefix)
-			}
-			if r.Via != "" {
-				b.WriteString(" via " + r.Via)
-			}
-			if r.Dev != "" {
-				b.WriteString(" dev " + r.Dev)
-			}
-			proto := "static"
-			switch r.Type {
-			case "connected":
-				proto = "kernel scope link"
-			case "local":
-				proto = "kernel scope host"
-			}
-			fmt.Fprintf(tw, "%s proto %s metric %d\n", b.String(), proto, r.Metric)
+			fmt.Fprintln(tw, routeLine(r, all))
+		}
+	case "rules":
+		var rows []dataplane.RuleStatus
+		if err := json.Unmarshal(raw, &rows); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%d:\t%s %s\n", r.Priority, r.Selector, r.Action)
 		}
 	case "neighbors":
 		var rows []dataplane.NeighborStatus
@@ -228,6 +274,69 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 		}
 	}
 	return nil
+}
+
+// routeLine prints a route as `ip route` does.
+func routeLine(r dataplane.RouteStatus, withTable bool) string {
+	var b strings.Builder
+	switch r.Type {
+	case "unicast", "connected":
+		b.WriteString(r.Prefix)
+	default:
+		b.WriteString(r.Type + " " + r.Prefix)
+	}
+	if r.Via != "" {
+		b.WriteString(" via " + r.Via)
+	}
+	if r.Dev != "" {
+		b.WriteString(" dev " + r.Dev)
+	}
+	if withTable && r.Table != "" {
+		b.WriteString(" table " + r.Table)
+	}
+	switch r.Type {
+	case "connected":
+		b.WriteString(" proto kernel scope link")
+	case "local":
+		b.WriteString(" proto kernel scope host")
+	default:
+		b.WriteString(" proto static")
+	}
+	fmt.Fprintf(&b, " metric %d", r.Metric)
+	for _, h := range r.Nexthops {
+		fmt.Fprintf(&b, "\n\tnexthop via %s dev %s weight %d", h.Via, h.Dev, h.Weight)
+	}
+	return b.String()
+}
+
+func renderRouteGet(out io.Writer, g dataplane.RouteGetStatus) {
+	var b strings.Builder
+	switch g.Type {
+	case "unicast":
+		b.WriteString(g.Dst)
+	default:
+		b.WriteString(g.Type + " " + g.Dst)
+	}
+	if g.Via != "" {
+		b.WriteString(" via " + g.Via)
+	}
+	if g.Dev != "" {
+		b.WriteString(" dev " + g.Dev)
+	}
+	if g.Table != "" {
+		b.WriteString(" table " + g.Table)
+	}
+	if g.Src != "" {
+		b.WriteString(" src " + g.Src)
+	}
+	fmt.Fprintln(out, b.String())
+	fmt.Fprintf(out, "    rule %d: %s %s\n", g.Rule.Priority, g.Rule.Selector, g.Rule.Action)
+	if g.Route != nil {
+		fmt.Fprintf(out, "    route %s\n", strings.ReplaceAll(routeLine(*g.Route, false), "\n", "\n    "))
+	}
+	if g.Multipath {
+		fmt.Fprintln(out, "    multipath: the next hop shown is the one for a flow with these addresses and no ports")
+	}
 }
 
 func sortedKeys(m map[string]uint64) []string {

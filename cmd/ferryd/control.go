@@ -156,11 +156,13 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 
 func (s *controlServer) dispatch(req request) response {
 	words := append([]string{req.Cmd}, req.Args...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// The longest registered command that prefixes the request wins.
+	// The longest registered command that prefixes the request wins. It
+	// runs without the lock: a long route load must not hold up show.
 	for n := len(words); n > 0; n-- {
-		if fn, ok := s.cmds[strings.Join(words[:n], " ")]; ok {
+		s.mu.Lock()
+		fn, ok := s.cmds[strings.Join(words[:n], " ")]
+		s.mu.Unlock()
+		if ok {
 			data, err := fn(words[n:])
 			if err != nil {
 				return response{Error: err.Error()}
@@ -168,10 +170,12 @@ func (s *controlServer) dispatch(req request) response {
 			return response{OK: true, Data: data}
 		}
 	}
+	s.mu.Lock()
 	names := make([]string, 0, len(s.cmds))
 	for k := range s.cmds {
 		names = append(names, k)
 	}
+	s.mu.Unlock()
 	sort.Strings(names)
 	return response{Error: fmt.Sprintf("unknown command %q; commands: %s", strings.Join(words, " "), strings.Join(names, ", "))}
 }

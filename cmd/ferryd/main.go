@@ -51,6 +51,7 @@ func run() int {
 		log.Error("cannot open control socket", "err", err)
 		return 1
 	}
+	handleRouting(ctl, r, cfg)
 	r.Start()
 	names := make([]string, 0, len(cfg.Interfaces))
 	for _, i := range cfg.Interfaces {
