@@ -180,6 +180,7 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 		case "load":
 			var l struct {
 				Loaded  int     `json:"loaded"`
+				Skipped int     `json:"skipped"`
 				Table   string  `json:"table"`
 				Routes  int     `json:"routes"`
 				Seconds float64 `json:"seconds"`
@@ -187,7 +188,11 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			if err := json.Unmarshal(raw, &l); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "loaded %d routes into table %s (%d prefixes now) in %.2fs\n", l.Loaded, l.Table, l.Routes, l.Seconds)
+			fmt.Fprintf(out, "loaded %d routes into table %s (%d prefixes now) in %.2fs", l.Loaded, l.Table, l.Routes, l.Seconds)
+			if l.Skipped > 0 {
+				fmt.Fprintf(out, "; skipped %d IPv6 prefixes (IPv4 gateway)", l.Skipped)
+			}
+			fmt.Fprintln(out)
 		}
 		return nil
 	}
@@ -232,7 +237,7 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			return err
 		}
 		for _, r := range rows {
-			fmt.Fprintf(tw, "%d:\t%s %s\n", r.Priority, r.Selector, r.Action)
+			fmt.Fprintf(out, "%d:\t%s %s\n", r.Priority, r.Selector, r.Action) // ip rule's layout: a literal tab
 		}
 	case "neighbors":
 		var rows []dataplane.NeighborStatus

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/ferry-router/ferry/config"
@@ -40,6 +41,13 @@ func run() int {
 		return 0
 	}
 
+	if os.Getenv("GOMAXPROCS") == "" {
+		// Workers spend idle time blocked in poll(2) and need a P the moment
+		// a packet wakes them; with a P per worker on top of one per CPU,
+		// the control plane and the garbage collector can never hold every
+		// P while a worker waits (a full-table load did, for a second).
+		runtime.GOMAXPROCS(runtime.NumCPU() + cfg.Dataplane.Workers)
+	}
 	r, err := dataplane.New(cfg, dataplane.Options{Log: log})
 	if err != nil {
 		log.Error("cannot start", "err", err)

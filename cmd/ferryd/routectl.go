@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-router/ferry/config"
 	"github.com/ferry-router/ferry/dataplane"
@@ -66,7 +69,17 @@ func handleRouting(s *controlServer, r *dataplane.Router, cfg *config.Config) {
 		}
 		return nil, r.DeleteRoute(rt)
 	})
-	s.Handle("route load", func(args []string) (any, error) { return routeLoad(r, cfg, args) })
+	s.Handle("route load", func(args []string) (any, error) {
+		// A million-route load is seconds of CPU; at a low priority it
+		// cannot take the CPU from the workers (see background).
+		var res any
+		err := background(func() error {
+			var err error
+			res, err = routeLoad(r, cfg, args)
+			return err
+		})
+		return res, err
+	})
 	s.Handle("rule add", func(args []string) (any, error) {
 		rl, err := cfg.ParseRule(args)
 		if err != nil {
@@ -118,6 +131,7 @@ func routeGet(r *dataplane.Router, args []string) (any, error) {
 // LoadResult is the answer to route load.
 type LoadResult struct {
 	Loaded  int     `json:"loaded"`  // routes read from the file
+	Skipped int     `json:"skipped"` // IPv6 prefixes skipped for an IPv4 gateway
 	Table   string  `json:"table"`   // table they went into
 	Routes  int     `json:"routes"`  // prefixes in the table afterwards
 	Seconds float64 `json:"seconds"` // parse, build and swap
@@ -129,7 +143,8 @@ const routeLoadUsage = "usage: route load FILE [table T] [via GW] [dev IF] [metr
 // optionally followed by route words ("198.51.100.0/24 via 192.0.2.9"),
 // with '#' comments. The command's own words are every line's defaults. The
 // file is read by ferryd, so the path is ferryd's (ferryctl sends an
-// absolute one). Every line is checked before anything changes; the first
+// absolute one). Bare IPv6 prefixes are skipped, and counted, when the
+// default gateway is IPv4, so a mixed full-table file loads. Every line is checked before anything changes; the first
 // errors are reported with their line numbers and nothing is loaded.
 func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, error) {
 	if len(args) == 0 {
@@ -142,15 +157,25 @@ func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, err
 			return nil, errors.New("route load: ECMP routes are added one by one with route add")
 		}
 	}
-	tmpl, err := cfg.ParseRoute(append([]string{"0.0.0.0/0"}, defaults...))
-	if err != nil {
-		return nil, fmt.Errorf("route load: %v", err)
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	// The defaults must make a route by themselves unless every line
+	// brings its own gateway; a bare prefix then meets tmplErr.
+	tmpl, tmplErr := cfg.ParseRoute(append([]string{"0.0.0.0/0"}, defaults...))
+	if tmplErr != nil && (slices.Contains(defaults, "via") || slices.Contains(defaults, "dev") || len(defaults) > 0 && slices.Contains([]string{"blackhole", "unreachable", "prohibit"}, defaults[0])) {
+		return nil, fmt.Errorf("route load: %v", tmplErr)
+	}
+	if tmplErr != nil {
+		tmpl.Table = config.TableMain
+		if i := slices.Index(defaults, "table"); i >= 0 && i+1 < len(defaults) {
+			if tmpl.Table, err = cfg.TableID(defaults[i+1]); err != nil {
+				return nil, fmt.Errorf("route load: %v", err)
+			}
+		}
+	}
 	in := bufio.NewReaderSize(f, 1<<16)
 	var rd io.Reader = in
 	if magic, _ := in.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -163,7 +188,7 @@ func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, err
 	sc := bufio.NewScanner(rd)
 	var routes []config.Route
 	var problems []string
-	line := 0
+	line, skipped := 0, 0
 	for sc.Scan() {
 		line++
 		text := sc.Text()
@@ -178,11 +203,19 @@ func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, err
 		if len(fields) == 1 {
 			// The common case, a bare prefix, skips the word parser.
 			p, err := netip.ParsePrefix(fields[0])
+			if err == nil && p.Addr().Is6() && tmpl.Via.Is4() {
+				// A mixed table file: an IPv4 gateway cannot carry these.
+				skipped++
+				continue
+			}
 			switch {
 			case err != nil || !p.Addr().Is4():
 				err = fmt.Errorf("%q is not an IPv4 prefix", fields[0])
 			case p != p.Masked():
 				err = fmt.Errorf("%s has host bits set; did you mean %s?", p, p.Masked())
+			}
+			if err == nil && tmplErr != nil {
+				err = fmt.Errorf("a bare prefix needs a gateway: give via or dev on the line or to route load")
 			}
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s:%d: %v", path, line, err))
@@ -221,5 +254,21 @@ func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, err
 	if err != nil {
 		return nil, fmt.Errorf("nothing loaded: %v", err)
 	}
-	return LoadResult{Loaded: len(routes), Table: cfg.TableName(tmpl.Table), Routes: n, Seconds: time.Since(start).Seconds()}, nil
+	return LoadResult{Loaded: len(routes), Skipped: skipped, Table: cfg.TableName(tmpl.Table), Routes: n, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// background runs fn on an OS thread of its own at nice 19, so control-plane
+// bulk work yields the CPU to forwarding. The thread is discarded afterwards
+// rather than returned to the runtime with its lowered priority.
+func background(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19); err != nil {
+			errc <- fmt.Errorf("lowering priority: %w", err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
 }
