@@ -184,11 +184,12 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 				Table   string  `json:"table"`
 				Routes  int     `json:"routes"`
 				Seconds float64 `json:"seconds"`
+				Parse   float64 `json:"parse_seconds"`
 			}
 			if err := json.Unmarshal(raw, &l); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "loaded %d routes into table %s (%d prefixes now) in %.2fs", l.Loaded, l.Table, l.Routes, l.Seconds)
+			fmt.Fprintf(out, "loaded %d routes into table %s (%d prefixes now) in %.2fs (file %.2fs, table build and swap %.2fs)", l.Loaded, l.Table, l.Routes, l.Seconds, l.Parse, l.Seconds-l.Parse)
 			if l.Skipped > 0 {
 				fmt.Fprintf(out, "; skipped %d IPv6 prefixes (IPv4 gateway)", l.Skipped)
 			}
