@@ -280,6 +280,9 @@ func background(fn func() error) error {
 		err := fn()
 		debug.SetGCPercent(old)
 		errc <- err
+		// Collect the load's garbage now and hand the pages back, so the
+		// resident size reflects the tables rather than the load.
+		debug.FreeOSMemory()
 	}()
 	return <-errc
 }
