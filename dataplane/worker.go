@@ -95,23 +95,33 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 func (w *worker) run() {
 	lastStats := time.Now()
 	var lastFrame time.Time
+	spins := 0
+	// The clock is read once per batch, and once per 8 empty polls while
+	// spinning: in this VM a clock read costs as much as forwarding a
+	// quarter of a packet (perf: 9% of the core at two reads per batch).
 	for !w.r.stopping.Load() {
 		if w.read() == 0 {
 			// Spin a little before sleeping: a reply to what was just sent
 			// (the other half of a ping, a TCP ACK) usually arrives within
 			// tens of microseconds, and a wake-up from poll(2) costs as much.
-			if w.r.busyPoll > 0 && time.Since(lastFrame) < w.r.busyPoll {
+			if spins++; spins&7 != 0 && w.r.busyPoll > 0 {
+				continue
+			}
+			w.now = time.Now()
+			if w.r.busyPoll > 0 && w.now.Sub(lastFrame) < w.r.busyPoll {
 				continue
 			}
 			w.wait(100 * time.Millisecond)
+			w.now = time.Now()
 		} else {
+			spins = 0
 			w.now = time.Now()
 			lastFrame = w.now
 			w.process()
 		}
-		if time.Since(lastStats) > time.Second {
+		if w.now.Sub(lastStats) > time.Second {
 			w.publishQueueStats()
-			lastStats = time.Now()
+			lastStats = w.now
 		}
 	}
 	w.publishQueueStats()

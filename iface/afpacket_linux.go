@@ -1,6 +1,7 @@
 package iface
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,8 @@ const (
 	tpacket2HdrLen = 32 // sizeof(struct tpacket2_hdr), TPACKET_ALIGNed
 	// TX data starts here (tpacket_parse_header: tp_hdrlen - sizeof(sockaddr_ll)).
 	txDataOff = tpacket2HdrLen
+	// linearMax: frames up to this size go into the skb whole (see Write).
+	linearMax = 2048
 
 	// tpacket2_hdr field offsets
 	offStatus  = 0
@@ -341,6 +344,15 @@ func (q *afQueue) Write(bufs [][]byte, offset int) (int, error) {
 			break // the kernel still owns the next slot: the ring is full
 		}
 		copy(s[txDataOff:], data)
+		if f := len(data) - VnetHdrLen; data[1] == VnetGSONone && f <= linearMax {
+			// hdr_len is how much the kernel copies into the skb's own
+			// buffer; the rest it attaches as fragments of the ring's
+			// pages, which veth (and any path that keeps the skb past
+			// send) must then copy into freshly allocated pages: a page
+			// allocation per small frame. Copying the whole frame is far
+			// cheaper.
+			binary.LittleEndian.PutUint16(s[txDataOff+2:], uint16(f))
+		}
 		// With PACKET_VNET_HDR, tp_len counts the virtio header too.
 		*(*uint32)(unsafe.Pointer(&s[offLen])) = uint32(len(data))
 		atomic.StoreUint32(status(s), unix.TP_STATUS_SEND_REQUEST)
