@@ -45,10 +45,16 @@ test: deps fmt-check vet build
 demo: deps build
 	./scripts/demo.sh
 
+# The pipeline without I/O first (ns and allocations per packet; b.N counts
+# packets), then the namespace rig: kernel against ferryd.
+MICROBENCH = $(GO) test -run '^$$' -bench 'Pipeline' -benchtime 2000000x ./dataplane
+
 bench: deps build
+	$(MICROBENCH)
 	$(GO) run ./bench/cmd/ferrybench $(BENCHFLAGS)
 
 bench-quick: deps build
+	$(MICROBENCH)
 	$(GO) run ./bench/cmd/ferrybench -quick $(BENCHFLAGS)
 
 clean:
