@@ -28,7 +28,7 @@ const (
 	// route
 	DropNoRoute     // no route; ICMP net unreachable sent
 	DropBlackhole   // blackhole route: silent
-	DropUnreachable // unreachable route; ICMP host unreachable sent
+	DropUnreachable // unreachable route; ICMP net unreachable sent
 	DropProhibit    // prohibit route; ICMP administratively prohibited sent
 	// local delivery
 	DropICMPBadChecksum  // echo request whose ICMP checksum does not verify
@@ -53,49 +53,52 @@ const (
 	DropTxRingFull   // no free slot in the egress TX ring
 	DropKernelRxRing // the kernel dropped frames because the RX ring was full
 	DropTruncatedRx  // frame truncated by the ring (larger than a slot)
+	// io-only mode (a benchmark floor)
+	DropXconnectNoNeighbor // io-only: no static neighbour on the egress port to address the frame to
 
 	numDrops
 )
 
 var dropNames = [numDrops]string{
-	DropNone:             "none",
-	DropFrameTruncated:   "frame_truncated",
-	DropNotForUs:         "not_for_us",
-	DropUnknownEtherType: "unknown_ethertype",
-	DropIPv6NotEnabled:   "ipv6_not_enabled",
-	DropIPTruncated:      "ip_truncated",
-	DropIPBadVersion:     "ip_bad_version",
-	DropIPBadIHL:         "ip_bad_ihl",
-	DropIPBadTotalLength: "ip_bad_total_length",
-	DropIPBadChecksum:    "ip_bad_checksum",
-	DropIPMartianSource:  "ip_martian_source",
-	DropIPMartianDest:    "ip_martian_destination",
-	DropBroadcast:        "broadcast_not_forwarded",
-	DropFrameTooBig:      "frame_too_big",
-	DropARPMalformed:     "arp_malformed",
-	DropARPNotForUs:      "arp_not_for_us",
-	DropNoRoute:          "no_route",
-	DropBlackhole:        "blackhole",
-	DropUnreachable:      "unreachable_route",
-	DropProhibit:         "prohibited",
-	DropICMPBadChecksum:  "icmp_bad_checksum",
-	DropLocalPort:        "local_port_unreachable",
-	DropLocalProtocol:    "local_protocol_unsupported",
-	DropLocalICMPIgnored: "local_icmp_ignored",
-	DropLocalFragment:    "local_fragment",
-	DropTTLExceeded:      "ttl_exceeded",
-	DropFragNeeded:       "frag_needed",
-	DropGSOTooBig:        "gso_too_big",
-	DropFragFailed:       "frag_failed",
-	DropPortDown:         "port_down",
-	DropNeighborFailed:   "neighbor_failed",
-	DropNeighborQueue:    "neighbor_queue_overflow",
-	DropICMPRateLimited:  "icmp_error_ratelimited",
-	DropICMPNoRoute:      "icmp_error_no_route",
-	DropICMPSuppressed:   "icmp_error_suppressed",
-	DropTxRingFull:       "tx_ring_full",
-	DropKernelRxRing:     "rx_ring_full",
-	DropTruncatedRx:      "rx_truncated",
+	DropNone:               "none",
+	DropFrameTruncated:     "frame_truncated",
+	DropNotForUs:           "not_for_us",
+	DropUnknownEtherType:   "unknown_ethertype",
+	DropIPv6NotEnabled:     "ipv6_not_enabled",
+	DropIPTruncated:        "ip_truncated",
+	DropIPBadVersion:       "ip_bad_version",
+	DropIPBadIHL:           "ip_bad_ihl",
+	DropIPBadTotalLength:   "ip_bad_total_length",
+	DropIPBadChecksum:      "ip_bad_checksum",
+	DropIPMartianSource:    "ip_martian_source",
+	DropIPMartianDest:      "ip_martian_destination",
+	DropBroadcast:          "broadcast_not_forwarded",
+	DropFrameTooBig:        "frame_too_big",
+	DropARPMalformed:       "arp_malformed",
+	DropARPNotForUs:        "arp_not_for_us",
+	DropNoRoute:            "no_route",
+	DropBlackhole:          "blackhole",
+	DropUnreachable:        "unreachable_route",
+	DropProhibit:           "prohibited",
+	DropICMPBadChecksum:    "icmp_bad_checksum",
+	DropLocalPort:          "local_port_unreachable",
+	DropLocalProtocol:      "local_protocol_unsupported",
+	DropLocalICMPIgnored:   "local_icmp_ignored",
+	DropLocalFragment:      "local_fragment",
+	DropTTLExceeded:        "ttl_exceeded",
+	DropFragNeeded:         "frag_needed",
+	DropGSOTooBig:          "gso_too_big",
+	DropFragFailed:         "frag_failed",
+	DropPortDown:           "port_down",
+	DropNeighborFailed:     "neighbor_failed",
+	DropNeighborQueue:      "neighbor_queue_overflow",
+	DropICMPRateLimited:    "icmp_error_ratelimited",
+	DropICMPNoRoute:        "icmp_error_no_route",
+	DropICMPSuppressed:     "icmp_error_suppressed",
+	DropTxRingFull:         "tx_ring_full",
+	DropKernelRxRing:       "rx_ring_full",
+	DropTruncatedRx:        "rx_truncated",
+	DropXconnectNoNeighbor: "xconnect_no_neighbor",
 }
 
 func (d Drop) String() string {

@@ -35,8 +35,10 @@ type Router struct {
 	batch        int
 	// busyPoll: how long workers spin on empty rings before sleeping.
 	busyPoll time.Duration
-	// ioOnly: the benchmark floor, see config.Dataplane.Mode.
+	// ioOnly: the benchmark floor, see config.Dataplane.Mode and ioonly.go.
 	ioOnly bool
+	xmac   [2][6]byte // io-only: destination MAC out of each port
+	xok    [2]bool
 
 	workers []*worker
 	ctl     *worker // the control goroutine's own pipeline (ICMP for failed ARP)
@@ -176,6 +178,9 @@ func (r *Router) loadTables(cfg *config.Config) error {
 		}
 	}
 	r.publishPolicy()
+	if r.ioOnly {
+		r.initXconnect(cfg)
+	}
 	for _, n := range cfg.Neighbors {
 		pi := r.portIndex(n.Dev)
 		if pi < 0 {

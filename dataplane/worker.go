@@ -117,7 +117,11 @@ func (w *worker) run() {
 			spins = 0
 			w.now = time.Now()
 			lastFrame = w.now
-			w.process()
+			if w.r.ioOnly {
+				w.xconnect()
+			} else {
+				w.process()
+			}
 		}
 		if w.now.Sub(lastStats) > time.Second {
 			w.publishQueueStats()

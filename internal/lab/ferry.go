@@ -18,6 +18,8 @@ type FerryConfig struct {
 	MTU1    int    // MTU of r1 (B's side); 0 leaves the link's
 	// BusyPollUS sets [dataplane] busy_poll_us; 0 leaves ferryd's default.
 	BusyPollUS int
+	// Mode sets [dataplane] mode ("io-only" for the benchmark floor).
+	Mode string
 	// Extra is appended verbatim: more [[route]] or [[neighbor]] tables.
 	Extra string
 }
@@ -34,6 +36,9 @@ func (c FerryConfig) TOML() string {
 	fmt.Fprintf(&b, "[dataplane]\nworkers = %d\n", w)
 	if c.BusyPollUS != 0 {
 		fmt.Fprintf(&b, "busy_poll_us = %d\n", c.BusyPollUS)
+	}
+	if c.Mode != "" {
+		fmt.Fprintf(&b, "mode = %q\n", c.Mode)
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[control]\nsocket = %q\n\n", c.Socket)
