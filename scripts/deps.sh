@@ -15,6 +15,7 @@ packages=(
 	tcpdump           # debugging captures
 	socat             # ad-hoc sockets in the demo and debugging
 	ethtool           # offload inspection on lab interfaces
+	nftables          # the kernel's masquerade and filter contenders in the benchmark
 	procps            # sysctl, pkill-free process inspection
 	ca-certificates   # go mod download over HTTPS
 	make

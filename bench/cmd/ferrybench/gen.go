@@ -13,6 +13,9 @@ import (
 	"github.com/ferry-router/ferry/iface"
 )
 
+// imixSizes is the simple IMIX: 7 frames of 64 bytes, 4 of 576, 1 of 1500.
+var imixSizes = []int{64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 64, 576}
+
 // genResult is what `ferrybench gen` prints for its parent.
 type genResult struct {
 	Sent    uint64  `json:"sent"`
@@ -32,7 +35,11 @@ func runGen(args []string) error {
 	flows := fs.Int("flows", 1, "distinct 5-tuples")
 	dur := fs.Duration("duration", 3*time.Second, "how long to send (bounded)")
 	rate := fs.Float64("rate", 0, "packets/s; 0 sends flat out")
+	imix := fs.Bool("imix", false, "cycle frame sizes 64, 576 and 1500 bytes 7:4:1 (simple IMIX) instead of -size")
 	fs.Parse(args)
+	if *flows < 1 || *flows > 1000000 {
+		return fmt.Errorf("-flows %d: want 1..1000000", *flows)
+	}
 	if *dur > 5*time.Minute {
 		return fmt.Errorf("duration %v: at most 5m", *dur)
 	}
@@ -47,10 +54,16 @@ func runGen(args []string) error {
 	spec := bench.FrameSpec{Src: netip.MustParseAddr(*src), Dst: netip.MustParseAddr(*dst), Size: *size, DstPort: 9}
 	copy(spec.SrcMAC[:], ifi.HardwareAddr)
 	copy(spec.DstMAC[:], mac)
-	n := max(*flows, 1)
+	n := *flows
+	if *imix {
+		n = max(n, len(imixSizes)) // every size at least once, even for one flow
+	}
 	frames := make([][]byte, n)
 	for i := range frames {
-		f := spec.Frame(i)
+		if *imix {
+			spec.Size = imixSizes[i%len(imixSizes)]
+		}
+		f := spec.Frame(i % *flows)
 		frames[i] = append(make([]byte, iface.VnetHdrLen, iface.VnetHdrLen+len(f)), f...)
 	}
 	link, err := iface.OpenAFPacket(iface.AFPacketConfig{Name: *ifname, Queues: 1, RingFrames: 2048, FrameSize: 2048})
