@@ -382,23 +382,45 @@ func run() error {
 			result{scenario: scRSS + ", full table", contender: "ferryd", kind: kindRSS, rssMiB: rss(ferry.f)})
 	}
 
-	// Latency, ping pinned to CPU 0, the router on CPU 1. At idle the
-	// kernel forwards a ping's whole round trip inside ping's own sendmsg
-	// (RPS off for this row, as on a host without it), so it never waits
-	// for a wake-up. ferryd with the default busy_poll_us sleeps between
-	// probes, and waking a thread on an idle vCPU costs about 90 µs on
-	// this VM; poll mode (the last row) keeps the worker awake as VPP does.
+	// Latency, ping pinned to CPU 0. At idle the kernel forwards a ping's
+	// whole round trip inside ping's own sendmsg (RPS off for this row, as
+	// on a host without it), so it never waits for a wake-up. ferryd with
+	// the default busy_poll_us sleeps between probes, and waking a thread
+	// on an idle vCPU costs tens of µs on this VM. Pinned to CPU 1, as for
+	// throughput, every probe pays that wake-up twice (ferryd's, then
+	// ping's). Unpinned, the kernel's synchronous wake-up from ping's
+	// sendmsg lets the scheduler run ferryd on the CPU ping is leaving,
+	// which is the same freedom the kernel's row has; both rows are shown.
+	// Poll mode (the last rows) keeps the worker awake as VPP does.
 	progress(scLatIdle)
 	for _, sc := range []string{scLatIdle, scLatSpin} {
 		for _, c := range cs {
-			setRPS(c.rig, "0")
-			lat, err := latency(c.rig, o.probes, "0", 0, "", sc == scLatSpin)
-			setRPS(c.rig, c.rps)
-			if err != nil {
-				return err
+			placements := []string{""}
+			if c.f != nil {
+				placements = []string{"1", "0,1"}
 			}
-			lat.scenario, lat.contender = sc, c.name
-			results = append(results, lat)
+			for _, cpus := range placements {
+				name := c.name
+				if cpus != "" {
+					if err := pin(c.f, cpus); err != nil {
+						return err
+					}
+					name = fmt.Sprintf("%s (on CPU %s)", c.name, cpus)
+				}
+				setRPS(c.rig, "0")
+				lat, err := latency(c.rig, o.probes, "0", 0, "", sc == scLatSpin)
+				setRPS(c.rig, c.rps)
+				if err != nil {
+					return err
+				}
+				lat.scenario, lat.contender = sc, name
+				results = append(results, lat)
+			}
+			if c.f != nil {
+				if err := pin(c.f, "1"); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	progress(scLatLoad)
@@ -875,7 +897,7 @@ func table(rs []result, o opts) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s%s | %s | %.1f%% | %s | %.0f | %.0f | %s | %s | %s |\n",
 			r.scenario, r.contender, bench.FormatRate(off), bench.FormatRate(del), inv, bench.FormatRate(spread), loss, fns1, rns, mns, ratio, target, met)
 	}
-	b.WriteString("\nTrials alternate between the kernel's rig, ferryd's and the floor's (all built at the start), so drift in this shared VM's speed affects both alike. The io-only floor is ferryd with [dataplane] mode = \"io-only\": the same rings and batch loop, frames cross-connected with only the MAC rewrite, no pipeline. CPU placement: generator on CPU 0. kernel: R's receive softirq, where it forwards, steered to CPU 1 by RPS. ferryd: pinned to CPU 1 (both CPUs for iperf3); the kernel's delivery into its RX ring runs in the generator's softirq on CPU 0 (no RPS). Delivered = packets the sink's kernel received with a valid IPv4 header, addressed to 198.51.100.3 (a static neighbour on the sink's MAC that the non-forwarding sink counts in Ip InAddrErrors and drops, so no UDP delivery or ICMP reply loads the router's core); invalid = Ip InHdrErrors + InCsumErrors. Machine CPU counts both CPUs (generator included) per delivered packet. Latency: ping -i 0.002 from A (pinned to CPU 0) to B. At idle the kernel (RPS off) forwards the whole round trip inside ping's sendmsg, so it never pays a wake-up; ferryd on CPU 1 with the default busy_poll_us (100) sleeps between probes, and waking a thread on an idle vCPU costs about 90 µs on this VM; in poll mode (busy_poll_us longer than the probe interval, as VPP polls) it does not sleep. ping itself sleeps for the reply through any user-space router, and that wake-up of an idle vCPU is the client's cost, not the router's; the spinning prober (ferrybench probe: ICMP echo on a raw socket, waiting for the reply with non-blocking reads) removes it for both contenders. Full table: the IPv4 prefixes of the table file, via B (kernel: ip -batch; ferryd: ferryctl route load); destinations stay in the documentation ranges, so lookups hit few cache lines. ferryd's full-table row is compared with ferryd holding connected routes only, run on a third rig in the same alternating trials; the kernel's with its own 65,536-flow row from earlier in the run.\n")
+	b.WriteString("\nTrials alternate between the kernel's rig, ferryd's and the floor's (all built at the start), so drift in this shared VM's speed affects both alike. The io-only floor is ferryd with [dataplane] mode = \"io-only\": the same rings and batch loop, frames cross-connected with only the MAC rewrite, no pipeline. CPU placement: generator on CPU 0. kernel: R's receive softirq, where it forwards, steered to CPU 1 by RPS. ferryd: pinned to CPU 1 (both CPUs for iperf3); the kernel's delivery into its RX ring runs in the generator's softirq on CPU 0 (no RPS). Delivered = packets the sink's kernel received with a valid IPv4 header, addressed to 198.51.100.3 (a static neighbour on the sink's MAC that the non-forwarding sink counts in Ip InAddrErrors and drops, so no UDP delivery or ICMP reply loads the router's core); invalid = Ip InHdrErrors + InCsumErrors. Machine CPU counts both CPUs (generator included) per delivered packet. Latency: ping -i 0.002 from A (pinned to CPU 0) to B. At idle the kernel (RPS off) forwards the whole round trip inside ping's sendmsg, so it never pays a wake-up; ferryd with the default busy_poll_us (100) sleeps between probes, and waking a thread on an idle vCPU costs tens of µs on this VM: pinned to CPU 1 each probe pays two such wake-ups (ferryd's, then ping's); on CPU 0,1 (unpinned, the freedom the kernel's row has) the scheduler runs ferryd on the CPU that ping's sendmsg woke it from, as ping goes to sleep there; in poll mode (busy_poll_us longer than the probe interval, as VPP polls) it does not sleep. ping itself sleeps for the reply through any user-space router, and that wake-up of an idle vCPU is the client's cost, not the router's; the spinning prober (ferrybench probe: ICMP echo on a raw socket, waiting for the reply with non-blocking reads) removes it for both contenders. Full table: the IPv4 prefixes of the table file, via B (kernel: ip -batch; ferryd: ferryctl route load); destinations stay in the documentation ranges, so lookups hit few cache lines. ferryd's full-table row is compared with ferryd holding connected routes only, run on a third rig in the same alternating trials; the kernel's with its own 65,536-flow row from earlier in the run.\n")
 	return b.String()
 }
 
