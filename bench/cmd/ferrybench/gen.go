@@ -84,7 +84,7 @@ func runGen(args []string) error {
 	v6 := fs.Bool("6", false, "send IPv6 (default addresses "+genSrc6+" -> "+bench.SinkAddr6+"); -src/-dst in 2001:db8::/32 imply it")
 	src := fs.String("src", "", "source address (default 192.0.2.2, or "+genSrc6+" with -6)")
 	dst := fs.String("dst", "", "destination address (default 198.51.100.2, or "+bench.SinkAddr6+" with -6)")
-	size := fs.Int("size", 64, "frame size including FCS (64..1518)")
+	size := fs.Int("size", 64, "frame size including FCS (64..1518; IPv6 frames are at least 66)")
 	flows := fs.Int("flows", 1, "distinct 5-tuples")
 	dur := fs.Duration("duration", 3*time.Second, "how long to send (bounded)")
 	rate := fs.Float64("rate", 0, "packets/s; 0 sends flat out")
