@@ -16,61 +16,96 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 )
 
-// Flow spreads traffic over n flows by source port (and, past 60000 flows,
-// the low byte of the source address within 192.0.2.0/24 is kept; only
-// ports vary), so the router's flow hash and tables see n distinct 5-tuples.
+// FrameSpec describes the generator's frames. Src and Dst are both IPv4
+// or both IPv6, and the family decides which frames Frame builds. Flows
+// differ only in their UDP ports (source port for the first 64,000, then
+// the destination port too), never in addresses, so the router's flow hash
+// and tables see n distinct 5-tuples while its routing stays the same.
 type FrameSpec struct {
 	SrcMAC, DstMAC [6]byte
 	Src, Dst       netip.Addr
-	Size           int // Ethernet frame size without FCS (64 means 60 on the wire here + 4 FCS)
+	Size           int // Ethernet frame size with FCS, raised to the smallest frame that holds the headers
 	DstPort        uint16
 }
 
-// Frame builds flow i's frame: Ethernet, IPv4 and UDP with correct
-// checksums, padded to Size-4 bytes (the size excludes the FCS the NIC
-// would add, as packet generators quote it).
+const (
+	ethLen = 14
+	ip4Len = 20
+	ip6Len = 40
+	udpLen = 8
+)
+
+// Frame builds flow i's frame: Ethernet, IPv4 or IPv6, and UDP with correct
+// checksums, padded to Size-4 bytes (the size includes the FCS the NIC
+// would add, as packet generators quote it). IPv6's longer header means
+// the smallest IPv6/UDP frame is 66 bytes, not 64.
 func (s FrameSpec) Frame(flow int) []byte {
-	n := s.Size - 4
-	if n < 14+20+8 {
-		n = 14 + 20 + 8
+	if s.Dst.Is6() {
+		return s.frame6(flow)
 	}
-	b := make([]byte, n)
-	copy(b[0:6], s.DstMAC[:])
-	copy(b[6:12], s.SrcMAC[:])
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
+	return s.frame4(flow)
+}
+
+func (s FrameSpec) frame4(flow int) []byte {
+	b := s.ethernet(ip4Len, 0x0800)
+	ip := b[ethLen:]
 	ip[0] = 0x45
 	binary.BigEndian.PutUint16(ip[2:], uint16(len(ip)))
 	binary.BigEndian.PutUint16(ip[4:], uint16(flow))
 	ip[8], ip[9] = 64, 17
 	src, dst := s.Src.As4(), s.Dst.As4()
-	// Flows vary in source port (16 bits) and, beyond that, in the last
-	// octet of the destination's neighbours would change routing; keep the
-	// addresses fixed and fold larger counts into the destination port.
 	copy(ip[12:], src[:])
 	copy(ip[16:], dst[:])
-	binary.BigEndian.PutUint16(ip[10:], ^checksum.Checksum(ip[:20], 0))
-	u := ip[20:]
-	sport := uint16(1024 + flow%64000)
-	dport := s.DstPort + uint16(flow/64000)
-	binary.BigEndian.PutUint16(u[0:], sport)
-	binary.BigEndian.PutUint16(u[2:], dport)
+	binary.BigEndian.PutUint16(ip[10:], ^checksum.Checksum(ip[:ip4Len], 0))
+	s.udp(ip[ip4Len:], flow, checksum.Checksum(dst[:], checksum.Checksum(src[:], 0)))
+	return b
+}
+
+func (s FrameSpec) frame6(flow int) []byte {
+	b := s.ethernet(ip6Len, 0x86DD)
+	ip := b[ethLen:]
+	// Version 6, traffic class and flow label 0: the flow label would give
+	// the router's hash a field IPv4 lacks, and the flows must differ the
+	// same way in both families.
+	ip[0] = 0x60
+	binary.BigEndian.PutUint16(ip[4:], uint16(len(ip)-ip6Len))
+	ip[6], ip[7] = 17, 64 // next header UDP, hop limit
+	src, dst := s.Src.As16(), s.Dst.As16()
+	copy(ip[8:], src[:])
+	copy(ip[24:], dst[:])
+	s.udp(ip[ip6Len:], flow, checksum.Checksum(dst[:], checksum.Checksum(src[:], 0)))
+	return b
+}
+
+// ethernet allocates the frame with its Ethernet header filled in, long
+// enough for an ipLen-byte network header, UDP and the padding to Size.
+func (s FrameSpec) ethernet(ipLen int, etherType uint16) []byte {
+	b := make([]byte, max(s.Size-4, ethLen+ipLen+udpLen))
+	copy(b[0:6], s.DstMAC[:])
+	copy(b[6:12], s.SrcMAC[:])
+	binary.BigEndian.PutUint16(b[12:], etherType)
+	return b
+}
+
+// udp fills the datagram u (header and payload) for flow, given the sum
+// of the pseudo-header's addresses; the rest of the pseudo-header (protocol
+// and UDP length) is the same in both families.
+func (s FrameSpec) udp(u []byte, flow int, addrSum uint16) {
+	binary.BigEndian.PutUint16(u[0:], uint16(1024+flow%64000))
+	binary.BigEndian.PutUint16(u[2:], s.DstPort+uint16(flow/64000))
 	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
-	for i := 8; i < len(u); i++ {
+	for i := udpLen; i < len(u); i++ {
 		u[i] = byte(i)
 	}
-	// UDP checksum over the pseudo-header and the datagram.
-	var ph [12]byte
-	copy(ph[0:4], src[:])
-	copy(ph[4:8], dst[:])
-	ph[9] = 17
-	binary.BigEndian.PutUint16(ph[10:], uint16(len(u)))
-	sum := ^checksum.Checksum(u, checksum.Checksum(ph[:], 0))
+	var ph [4]byte
+	ph[1] = 17
+	binary.BigEndian.PutUint16(ph[2:], uint16(len(u)))
+	sum := ^checksum.Checksum(u, checksum.Checksum(ph[:], addrSum))
 	if sum == 0 {
+		// Zero means "no checksum" in IPv4 and is forbidden in IPv6.
 		sum = 0xffff
 	}
 	binary.BigEndian.PutUint16(u[6:], sum)
-	return b
 }
 
 // SNMP holds the counters of /proc/net/snmp the sink is judged by.
@@ -122,6 +157,43 @@ func Delivered(before, after SNMP) uint64 {
 // Invalid is how many arrived damaged.
 func Invalid(before, after SNMP) uint64 {
 	return after["Ip.InHdrErrors"] - before["Ip.InHdrErrors"] + after["Ip.InCsumErrors"] - before["Ip.InCsumErrors"]
+}
+
+// SinkAddr6 is SinkAddr's IPv6 counterpart: an address in the sink's
+// on-link prefix that the sink does not own, reached through a permanent
+// neighbour entry with its MAC. A host that does not forward counts such
+// a packet in Ip6InAddrErrors and drops it; a malformed header counts in
+// Ip6InHdrErrors or, if shorter than its payload length says,
+// Ip6InTruncatedPkts. IPv6 has no header checksum, and the sink never
+// looks at the UDP checksum of a packet it does not accept, in either
+// family.
+const SinkAddr6 = "2001:db8:2::3"
+
+// ParseSNMP6 reads /proc/net/snmp6's "Name value" lines into keys such as
+// "Ip6InAddrErrors", as the file spells them.
+func ParseSNMP6(text string) SNMP {
+	out := SNMP{}
+	for _, l := range strings.Split(text, "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			out[f[0]] = n
+		}
+	}
+	return out
+}
+
+// Delivered6 is how many IPv6 packets reached the sink with a valid header
+// between two readings of /proc/net/snmp6.
+func Delivered6(before, after SNMP) uint64 {
+	return after["Ip6InAddrErrors"] - before["Ip6InAddrErrors"]
+}
+
+// Invalid6 is how many IPv6 packets arrived damaged.
+func Invalid6(before, after SNMP) uint64 {
+	return after["Ip6InHdrErrors"] - before["Ip6InHdrErrors"] + after["Ip6InTruncatedPkts"] - before["Ip6InTruncatedPkts"]
 }
 
 // Percentile returns the p-th percentile (0..100) of xs by nearest rank.

@@ -1,36 +1,132 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
-func TestFrameChecksums(t *testing.T) {
-	s := FrameSpec{Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("198.51.100.2"), Size: 64, DstPort: 9}
-	for _, flow := range []int{0, 1, 65535, 999999} {
-		f := s.Frame(flow)
-		if len(f) != 60 {
-			t.Fatalf("frame %d bytes, want 60", len(f))
+func TestFrames(t *testing.T) {
+	v4 := FrameSpec{Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("198.51.100.3"), DstPort: 9}
+	v6 := FrameSpec{Src: netip.MustParseAddr("2001:db8:1::2"), Dst: netip.MustParseAddr("2001:db8:2::3"), DstPort: 9}
+	for _, s := range []*FrameSpec{&v4, &v6} {
+		s.SrcMAC = [6]byte{2, 0, 0, 0, 0, 0xa}
+		s.DstMAC = [6]byte{2, 0, 0, 0, 0, 0xb}
+	}
+	cases := []struct {
+		spec    FrameSpec
+		size    int
+		flow    int
+		wantLen int // without FCS
+		sport   uint16
+		dport   uint16
+	}{
+		{v4, 64, 0, 60, 1024, 9},
+		{v4, 64, 1, 60, 1025, 9},
+		{v4, 1518, 65535, 1514, 1024 + 1535, 10},
+		{v4, 576, 999999, 572, 1024 + 999999%64000, 9 + 15},
+		// 14 + 40 + 8 bytes do not fit a 64-byte frame: the frame grows.
+		{v6, 64, 0, 62, 1024, 9},
+		{v6, 64, 63999, 62, 1024 + 63999, 9},
+		{v6, 66, 64000, 62, 1024, 10},
+		{v6, 512, 7, 508, 1031, 9},
+		{v6, 1518, 999999, 1514, 1024 + 999999%64000, 9 + 15},
+	}
+	for _, c := range cases {
+		c.spec.Size = c.size
+		f := c.spec.Frame(c.flow)
+		name := fmt.Sprintf("%v size %d flow %d", c.spec.Dst, c.size, c.flow)
+		if len(f) != c.wantLen {
+			t.Errorf("%s: %d bytes, want %d", name, len(f), c.wantLen)
+			continue
 		}
-		ip := f[14:]
-		if checksum.Checksum(ip[:20], 0) != 0xffff {
-			t.Errorf("flow %d: bad IP checksum", flow)
+		if !bytes.Equal(f[0:6], c.spec.DstMAC[:]) || !bytes.Equal(f[6:12], c.spec.SrcMAC[:]) {
+			t.Errorf("%s: MACs % x", name, f[:12])
 		}
-		u := ip[20:]
-		var ph [12]byte
-		copy(ph[0:4], ip[12:16])
-		copy(ph[4:8], ip[16:20])
-		ph[9] = 17
-		binary.BigEndian.PutUint16(ph[10:], uint16(len(u)))
-		if checksum.Checksum(u, checksum.Checksum(ph[:], 0)) != 0xffff {
-			t.Errorf("flow %d: bad UDP checksum", flow)
+		var u header.UDP
+		var src, dst tcpip.Address
+		switch et := binary.BigEndian.Uint16(f[12:]); {
+		case c.spec.Dst.Is4():
+			if et != 0x0800 {
+				t.Fatalf("%s: EtherType %#04x", name, et)
+			}
+			ip := header.IPv4(f[14:])
+			if !ip.IsValid(len(ip)) || !ip.IsChecksumValid() || ip.TTL() != 64 || ip.TransportProtocol() != header.UDPProtocolNumber || int(ip.TotalLength()) != len(ip) {
+				t.Errorf("%s: bad IPv4 header % x", name, f[14:34])
+			}
+			u, src, dst = header.UDP(ip.Payload()), ip.SourceAddress(), ip.DestinationAddress()
+		default:
+			if et != 0x86DD {
+				t.Fatalf("%s: EtherType %#04x", name, et)
+			}
+			ip := header.IPv6(f[14:])
+			if !ip.IsValid(len(ip)) || ip.HopLimit() != 64 || ip.TransportProtocol() != header.UDPProtocolNumber || int(ip.PayloadLength()) != len(ip)-header.IPv6MinimumSize {
+				t.Errorf("%s: bad IPv6 header % x", name, f[14:54])
+			}
+			if tc, label := ip.TOS(); tc != 0 || label != 0 {
+				t.Errorf("%s: traffic class %d, flow label %d", name, tc, label)
+			}
+			u, src, dst = header.UDP(ip.Payload()), ip.SourceAddress(), ip.DestinationAddress()
+		}
+		if src != tcpip.AddrFromSlice(c.spec.Src.AsSlice()) || dst != tcpip.AddrFromSlice(c.spec.Dst.AsSlice()) {
+			t.Errorf("%s: addresses %v -> %v", name, src, dst)
+		}
+		if u.SourcePort() != c.sport || u.DestinationPort() != c.dport || int(u.Length()) != len(u) {
+			t.Errorf("%s: ports %d -> %d, length %d of %d", name, u.SourcePort(), u.DestinationPort(), u.Length(), len(u))
+		}
+		if u.Checksum() == 0 || !u.IsChecksumValid(src, dst, checksum.Checksum(u.Payload(), 0)) {
+			t.Errorf("%s: bad UDP checksum %#04x", name, u.Checksum())
 		}
 	}
-	if a, b := s.Frame(1), s.Frame(2); string(a[34:38]) == string(b[34:38]) {
-		t.Error("flows 1 and 2 share ports")
+}
+
+// A frame the builder got wrong must fail the checks above: flipping one
+// payload bit breaks the UDP checksum gvisor computes independently.
+func TestFrameChecksumCatchesDamage(t *testing.T) {
+	s := FrameSpec{Src: netip.MustParseAddr("2001:db8:1::2"), Dst: netip.MustParseAddr("2001:db8:2::3"), Size: 128, DstPort: 9}
+	f := s.Frame(3)
+	ip := header.IPv6(f[14:])
+	u := header.UDP(ip.Payload())
+	u.Payload()[5] ^= 0x10
+	if u.IsChecksumValid(ip.SourceAddress(), ip.DestinationAddress(), checksum.Checksum(u.Payload(), 0)) {
+		t.Fatal("damaged frame passes the checksum check")
+	}
+}
+
+func TestFlowsDiffer(t *testing.T) {
+	for _, c := range []struct {
+		src, dst string
+		udpAt    int // offset of the UDP header
+	}{
+		{"192.0.2.2", "198.51.100.3", 14 + 20},
+		{"2001:db8:1::2", "2001:db8:2::3", 14 + 40},
+	} {
+		s := FrameSpec{Src: netip.MustParseAddr(c.src), Dst: netip.MustParseAddr(c.dst), Size: 64, DstPort: 9}
+		seen := map[string]int{}
+		for flow := 0; flow < 1000000; flow += 97 {
+			ports := string(s.Frame(flow)[c.udpAt : c.udpAt+4])
+			if prev, ok := seen[ports]; ok {
+				t.Fatalf("%s: flows %d and %d share ports", c.dst, prev, flow)
+			}
+			seen[ports] = flow
+		}
+	}
+}
+
+func TestParseSNMP6(t *testing.T) {
+	a := ParseSNMP6("Ip6InReceives                   \t12\nIp6InHdrErrors                  \t1\nIp6InAddrErrors                 \t10\nIp6InTruncatedPkts              \t0\nIcmp6InMsgs 2\n")
+	b := ParseSNMP6("Ip6InReceives 1012\nIp6InHdrErrors 1\nIp6InAddrErrors 1005\nIp6InTruncatedPkts 3\nIcmp6InMsgs 9\n")
+	if a["Ip6InAddrErrors"] != 10 || a["Icmp6InMsgs"] != 2 || len(a) != 5 {
+		t.Fatalf("%v", a)
+	}
+	if Delivered6(a, b) != 995 || Invalid6(a, b) != 3 {
+		t.Errorf("delivered %d invalid %d", Delivered6(a, b), Invalid6(a, b))
 	}
 }
 

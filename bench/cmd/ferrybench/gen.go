@@ -22,6 +22,58 @@ type genResult struct {
 	Seconds float64 `json:"seconds"`
 }
 
+// genSrc6 is the generator host's IPv6 address on the rig.
+const genSrc6 = "2001:db8:1::2"
+
+// docNets are the documentation ranges, the only addresses the generator
+// will put in a frame, so a rig wired wrongly can never aim it at a real
+// network.
+var docNets = []netip.Prefix{
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("2001:db8::/32"),
+}
+
+// genAddrs resolves -src, -dst and -6: empty addresses take the defaults
+// of the family, and both must be of one family and documentation
+// addresses.
+func genAddrs(src, dst string, v6 bool) (netip.Addr, netip.Addr, error) {
+	if !v6 {
+		for _, a := range []string{src, dst} {
+			if p, err := netip.ParseAddr(a); err == nil && p.Is6() {
+				v6 = true
+			}
+		}
+	}
+	def := [2]string{"192.0.2.2", "198.51.100.2"}
+	if v6 {
+		def = [2]string{genSrc6, bench.SinkAddr6}
+	}
+	var out [2]netip.Addr
+	for i, a := range []string{src, dst} {
+		if a == "" {
+			a = def[i]
+		}
+		p, err := netip.ParseAddr(a)
+		if err != nil {
+			return netip.Addr{}, netip.Addr{}, err
+		}
+		if p.Is6() != v6 || p.Zone() != "" {
+			return netip.Addr{}, netip.Addr{}, fmt.Errorf("%s: want both addresses %s", a, map[bool]string{false: "IPv4", true: "IPv6"}[v6])
+		}
+		doc := false
+		for _, n := range docNets {
+			doc = doc || n.Contains(p)
+		}
+		if !doc {
+			return netip.Addr{}, netip.Addr{}, fmt.Errorf("%s: not in a documentation range (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32)", a)
+		}
+		out[i] = p
+	}
+	return out[0], out[1], nil
+}
+
 // runGen is the generator, run inside the generator namespace pinned to
 // its own CPU: it writes prebuilt frames to an AF_PACKET TX ring in
 // batches, flat out or paced, for a bounded time.
@@ -29,9 +81,10 @@ func runGen(args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ExitOnError)
 	ifname := fs.String("if", "eth0", "interface")
 	dstMAC := fs.String("dst-mac", "", "router's MAC")
-	src := fs.String("src", "192.0.2.2", "source address")
-	dst := fs.String("dst", "198.51.100.2", "destination address")
-	size := fs.Int("size", 64, "frame size including FCS (64..1518)")
+	v6 := fs.Bool("6", false, "send IPv6 (default addresses "+genSrc6+" -> "+bench.SinkAddr6+"); -src/-dst in 2001:db8::/32 imply it")
+	src := fs.String("src", "", "source address (default 192.0.2.2, or "+genSrc6+" with -6)")
+	dst := fs.String("dst", "", "destination address (default 198.51.100.2, or "+bench.SinkAddr6+" with -6)")
+	size := fs.Int("size", 64, "frame size including FCS (64..1518; IPv6 frames are at least 66)")
 	flows := fs.Int("flows", 1, "distinct 5-tuples")
 	dur := fs.Duration("duration", 3*time.Second, "how long to send (bounded)")
 	rate := fs.Float64("rate", 0, "packets/s; 0 sends flat out")
@@ -51,7 +104,11 @@ func runGen(args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := bench.FrameSpec{Src: netip.MustParseAddr(*src), Dst: netip.MustParseAddr(*dst), Size: *size, DstPort: 9}
+	srcA, dstA, err := genAddrs(*src, *dst, *v6)
+	if err != nil {
+		return err
+	}
+	spec := bench.FrameSpec{Src: srcA, Dst: dstA, Size: *size, DstPort: 9}
 	copy(spec.SrcMAC[:], ifi.HardwareAddr)
 	copy(spec.DstMAC[:], mac)
 	n := *flows
@@ -79,7 +136,10 @@ func runGen(args []string) error {
 	start := time.Now()
 	deadline := start.Add(*dur)
 	for i := 0; ; i++ {
-		if i&63 == 0 {
+		// Flat out, the clock is read every 64 batches; paced, before
+		// every batch, since a skipped check would let 63 batches (4,032
+		// frames) out unpaced after each pause.
+		if *rate > 0 || i&63 == 0 {
 			now := time.Now()
 			if now.After(deadline) {
 				break

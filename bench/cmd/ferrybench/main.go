@@ -61,6 +61,7 @@ type scenario struct {
 	flows int
 	rate  float64 // packets/s; 0 = flat out
 	imix  bool
+	ipv6  bool // IPv6 frames to bench.SinkAddr6, counted in the sink's /proc/net/snmp6
 }
 
 // kind says which figures a result row carries.
@@ -115,6 +116,9 @@ const (
 	scTCP1    = "TCP, 1 stream (iperf3)"
 	scTCP8    = "TCP, 8 streams (iperf3)"
 	scRSS     = "ferryd RSS"
+
+	scV6      = "IPv6 64B UDP, 1 flow"
+	scV6Flows = "IPv6 64B UDP, 65536 flows"
 
 	scMasq  = "64B UDP, 65536 flows, masquerade"
 	scRules = "64B UDP, 1 flow, 1,000 filter rules"
@@ -223,6 +227,9 @@ func run() error {
 			if _, err := rig.R.Run(ctx, "ip", "neigh", "replace", bench.SinkAddr, "lladdr", sinkMAC.String(), "dev", "r1", "nud", "permanent"); err != nil {
 				return err
 			}
+			if err := enableIPv6(rig, sinkMAC.String()); err != nil {
+				return err
+			}
 		} else {
 			c.rps = "0"
 			fdir := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
@@ -270,7 +277,7 @@ func run() error {
 		defer os.Remove(kernelRoutes)
 	}
 	started := time.Now()
-	total := len(scenarios) + 2 + 2 + 2 + 1 // throughput, nftables, latency idle and loaded, TCP 1 and 8, poll mode
+	total := len(scenarios) + 2 + 2 + 2 + 2 + 1 // throughput, nftables, IPv6, latency idle and loaded, TCP 1 and 8, poll mode
 	if o.table != "" {
 		total++
 	}
@@ -333,6 +340,13 @@ func run() error {
 		err := measure(nf.sc, "", cs[:1])
 		cs[0].rig.R.Run(ctx, "nft", "flush", "ruleset")
 		if err != nil {
+			return err
+		}
+	}
+	// IPv6 through the kernel only: ferryd's dataplane forwards IPv4 alone,
+	// and its rows below say so rather than show a figure.
+	for _, sc := range []scenario{{name: scV6, size: 64, flows: 1, ipv6: true}, {name: scV6Flows, size: 64, flows: 65536, ipv6: true}} {
+		if err := measure(sc, "", cs[:1]); err != nil {
 			return err
 		}
 	}
@@ -484,8 +498,12 @@ func run() error {
 		return err
 	}
 
-	for _, s := range []string{scRules, scMasq, "IPv6 64B", "TUN single stream", "ferryd RSS, 1,000,000 NAT sessions"} {
-		results = append(results, result{scenario: s, contender: "ferryd", kind: kindNotBuilt})
+	for _, s := range []string{scRules, scMasq, scV6, scV6Flows, "TUN single stream", "ferryd RSS, 1,000,000 NAT sessions"} {
+		r := result{scenario: s, contender: "ferryd", kind: kindNotBuilt}
+		if s == scV6 || s == scV6Flows {
+			r.note = "ferryd's dataplane forwards IPv4 only"
+		}
+		results = append(results, r)
 	}
 	md := table(results, o)
 	fmt.Println()
@@ -639,7 +657,16 @@ func trial(rig *lab.Rig, routerMAC string, sc scenario, o opts, f *lab.Ferryd, r
 	ctx := context.Background()
 	total := o.warmup + o.duration + 500*time.Millisecond
 	args := []string{"taskset", "-c", "0", self, "gen", "-if", "eth0", "-dst-mac", routerMAC,
-		"-size", strconv.Itoa(max(sc.size, 64)), "-flows", strconv.Itoa(sc.flows), "-duration", total.String(), "-dst", bench.SinkAddr}
+		"-size", strconv.Itoa(max(sc.size, 64)), "-flows", strconv.Itoa(sc.flows), "-duration", total.String()}
+	// The sink's counters for the family: /proc/net/snmp for IPv4,
+	// /proc/net/snmp6 for IPv6.
+	counters, delivered, invalid := "/proc/net/snmp", bench.Delivered, bench.Invalid
+	if sc.ipv6 {
+		args = append(args, "-6", "-dst", bench.SinkAddr6)
+		counters, delivered, invalid = "/proc/net/snmp6", bench.Delivered6, bench.Invalid6
+	} else {
+		args = append(args, "-dst", bench.SinkAddr)
+	}
 	if sc.imix {
 		args = append(args, "-imix")
 	}
@@ -648,7 +675,7 @@ func trial(rig *lab.Rig, routerMAC string, sc scenario, o opts, f *lab.Ferryd, r
 		return err
 	}
 	time.Sleep(o.warmup)
-	s0, err := snmp(ctx, rig.B)
+	s0, err := snmp(ctx, rig.B, counters)
 	if err != nil {
 		return err
 	}
@@ -656,7 +683,7 @@ func trial(rig *lab.Rig, routerMAC string, sc scenario, o opts, f *lab.Ferryd, r
 	p0 := procCPU(f)
 	t0 := time.Now()
 	time.Sleep(o.duration)
-	s1, err := snmp(ctx, rig.B)
+	s1, err := snmp(ctx, rig.B, counters)
 	if err != nil {
 		return err
 	}
@@ -672,10 +699,10 @@ func trial(rig *lab.Rig, routerMAC string, sc scenario, o opts, f *lab.Ferryd, r
 	if err := json.Unmarshal([]byte(lastLine(gen.Output())), &g); err != nil {
 		return fmt.Errorf("generator: %v: %s", err, gen.Output())
 	}
-	del := bench.Delivered(s0, s1)
+	del := delivered(s0, s1)
 	r.offered = append(r.offered, float64(g.Sent)/g.Seconds)
 	r.delivered = append(r.delivered, float64(del)/el)
-	r.invalid += bench.Invalid(s0, s1)
+	r.invalid += invalid(s0, s1)
 	if del > 0 {
 		r.machineNs = append(r.machineNs, (c1-c0)*1e9/float64(del))
 		r.routerNs = append(r.routerNs, (r1-r0)*1e9/float64(del))
@@ -691,10 +718,14 @@ func lastLine(s string) string {
 	return lines[len(lines)-1]
 }
 
-func snmp(ctx context.Context, ns *lab.Netns) (bench.SNMP, error) {
-	out, err := ns.Run(ctx, "cat", "/proc/net/snmp")
+// snmp reads the namespace's /proc/net/snmp or /proc/net/snmp6.
+func snmp(ctx context.Context, ns *lab.Netns, file string) (bench.SNMP, error) {
+	out, err := ns.Run(ctx, "cat", file)
 	if err != nil {
 		return nil, err
+	}
+	if file == "/proc/net/snmp6" {
+		return bench.ParseSNMP6(string(out)), nil
 	}
 	return bench.ParseSNMP(string(out)), nil
 }
@@ -818,7 +849,11 @@ func table(rs []result, o opts) string {
 	for _, r := range rs {
 		switch r.kind {
 		case kindNotBuilt:
-			fmt.Fprintf(&b, "| %s | %s | not built yet | | | | | | | | | |\n", r.scenario, r.contender)
+			what := "not built yet"
+			if r.note != "" {
+				what += " (" + r.note + ")"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | | | | | | | | | |\n", r.scenario, r.contender, what)
 			continue
 		case kindRSS:
 			fmt.Fprintf(&b, "| %s | %s | | %.0f MiB | | | | | | | | |\n", r.scenario, r.contender, r.rssMiB)
@@ -897,7 +932,7 @@ func table(rs []result, o opts) string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s%s | %s | %.1f%% | %s | %.0f | %.0f | %s | %s | %s |\n",
 			r.scenario, r.contender, bench.FormatRate(off), bench.FormatRate(del), inv, bench.FormatRate(spread), loss, fns1, rns, mns, ratio, target, met)
 	}
-	b.WriteString("\nTrials alternate between the kernel's rig, ferryd's and the floor's (all built at the start), so drift in this shared VM's speed affects both alike. The io-only floor is ferryd with [dataplane] mode = \"io-only\": the same rings and batch loop, frames cross-connected with only the MAC rewrite, no pipeline. CPU placement: generator on CPU 0. kernel: R's receive softirq, where it forwards, steered to CPU 1 by RPS. ferryd: pinned to CPU 1 (both CPUs for iperf3); the kernel's delivery into its RX ring runs in the generator's softirq on CPU 0 (no RPS). Delivered = packets the sink's kernel received with a valid IPv4 header, addressed to 198.51.100.3 (a static neighbour on the sink's MAC that the non-forwarding sink counts in Ip InAddrErrors and drops, so no UDP delivery or ICMP reply loads the router's core); invalid = Ip InHdrErrors + InCsumErrors. Machine CPU counts both CPUs (generator included) per delivered packet. Latency: ping -i 0.002 from A (pinned to CPU 0) to B. At idle the kernel (RPS off) forwards the whole round trip inside ping's sendmsg, so it never pays a wake-up; ferryd with the default busy_poll_us (100) sleeps between probes, and waking a thread on an idle vCPU costs tens of µs on this VM: pinned to CPU 1 each probe pays two such wake-ups (ferryd's, then ping's); on CPU 0,1 (unpinned, the freedom the kernel's row has) the scheduler runs ferryd on the CPU that ping's sendmsg woke it from, as ping goes to sleep there; in poll mode (busy_poll_us longer than the probe interval, as VPP polls) it does not sleep. ping itself sleeps for the reply through any user-space router, and that wake-up of an idle vCPU is the client's cost, not the router's; the spinning prober (ferrybench probe: ICMP echo on a raw socket, waiting for the reply with non-blocking reads) removes it for both contenders. Full table: the IPv4 prefixes of the table file, via B (kernel: ip -batch; ferryd: ferryctl route load); destinations stay in the documentation ranges, so lookups hit few cache lines. ferryd's full-table row is compared with ferryd holding connected routes only, run on a third rig in the same alternating trials; the kernel's with its own 65,536-flow row from earlier in the run.\n")
+	b.WriteString("\nTrials alternate between the kernel's rig, ferryd's and the floor's (all built at the start), so drift in this shared VM's speed affects both alike. The io-only floor is ferryd with [dataplane] mode = \"io-only\": the same rings and batch loop, frames cross-connected with only the MAC rewrite, no pipeline. CPU placement: generator on CPU 0. kernel: R's receive softirq, where it forwards, steered to CPU 1 by RPS. ferryd: pinned to CPU 1 (both CPUs for iperf3); the kernel's delivery into its RX ring runs in the generator's softirq on CPU 0 (no RPS). Delivered = packets the sink's kernel received with a valid IPv4 header, addressed to 198.51.100.3 (a static neighbour on the sink's MAC that the non-forwarding sink counts in Ip InAddrErrors and drops, so no UDP delivery or ICMP reply loads the router's core); invalid = Ip InHdrErrors + InCsumErrors. IPv6 rows (the kernel only; ferryd's dataplane forwards IPv4 only, so its rows say not built yet): UDP from 2001:db8:1::2 to 2001:db8:2::3, hop limit 64, flows varied by port as for IPv4, forwarded by R with net.ipv6.conf.all.forwarding=1 to a permanent neighbour on the sink's MAC; the sink, not forwarding, counts them in /proc/net/snmp6 Ip6InAddrErrors and drops them; invalid = Ip6InHdrErrors + Ip6InTruncatedPkts (IPv6 has no header checksum). Only forwarded packets can reach that counter (neighbour discovery and MLD stay on their link), and addresses are nodad and hosts send no router solicitations, so the links stay quiet; an idle rig counts nothing (TestKernelRigIPv6Counts). IPv6 and UDP headers fill 62 bytes, so the 64B IPv6 frame is the smallest that holds them: 66 bytes with FCS, no UDP payload (the IPv4 64-byte frame carries 18 bytes). Machine CPU counts both CPUs (generator included) per delivered packet. Latency: ping -i 0.002 from A (pinned to CPU 0) to B. At idle the kernel (RPS off) forwards the whole round trip inside ping's sendmsg, so it never pays a wake-up; ferryd with the default busy_poll_us (100) sleeps between probes, and waking a thread on an idle vCPU costs tens of µs on this VM: pinned to CPU 1 each probe pays two such wake-ups (ferryd's, then ping's); on CPU 0,1 (unpinned, the freedom the kernel's row has) the scheduler runs ferryd on the CPU that ping's sendmsg woke it from, as ping goes to sleep there; in poll mode (busy_poll_us longer than the probe interval, as VPP polls) it does not sleep. ping itself sleeps for the reply through any user-space router, and that wake-up of an idle vCPU is the client's cost, not the router's; the spinning prober (ferrybench probe: ICMP echo on a raw socket, waiting for the reply with non-blocking reads) removes it for both contenders. Full table: the IPv4 prefixes of the table file, via B (kernel: ip -batch; ferryd: ferryctl route load); destinations stay in the documentation ranges, so lookups hit few cache lines. ferryd's full-table row is compared with ferryd holding connected routes only, run on a third rig in the same alternating trials; the kernel's with its own 65,536-flow row from earlier in the run.\n")
 	return b.String()
 }
 
