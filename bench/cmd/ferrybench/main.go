@@ -444,7 +444,7 @@ func run() error {
 			return err
 		}
 		lat.scenario, lat.contender = scLatLoad, c.name
-		lat.note = fmt.Sprintf("generator at %s", bench.FormatRate(halfLoad))
+		lat.note += fmt.Sprintf(", generator at %s", bench.FormatRate(halfLoad))
 		results = append(results, lat)
 	}
 
@@ -816,18 +816,24 @@ func latency(rig *lab.Rig, probes int, cpu string, rate float64, routerMAC strin
 	} else {
 		out, err := rig.A.Run(ctx, "taskset", "-c", cpu, "ping", "-c", strconv.Itoa(probes), "-i", "0.002", "-W", "1", lab.AddrB)
 		rtts = bench.ParsePingRTTs(string(out))
-		if len(rtts) < probes*9/10 {
-			return result{}, fmt.Errorf("ping: %d of %d replies (%v)", len(rtts), probes, err)
+		if len(rtts) == 0 {
+			return result{}, fmt.Errorf("ping: no replies (%v): %s", err, lastLine(string(out)))
 		}
 	}
-	if len(rtts) < probes*9/10 {
-		return result{}, fmt.Errorf("probe: %d of %d replies", len(rtts), probes)
+	if len(rtts) == 0 {
+		return result{}, errors.New("probe: no replies")
+	}
+	// Lost probes are a measurement (under load they are the loss), not a
+	// reason to throw away the run: they are reported beside the figures.
+	note := fmt.Sprintf("%d probes", probes)
+	if lost := probes - len(rtts); lost > 0 {
+		note += fmt.Sprintf(", %d lost", lost)
 	}
 	return result{
 		kind:   kindRTT,
 		rttP50: bench.Percentile(rtts, 50),
 		rttP99: bench.Percentile(rtts, 99),
-		note:   fmt.Sprintf("%d probes", len(rtts)),
+		note:   note,
 	}, nil
 }
 
