@@ -19,13 +19,9 @@ func charts(rs []result, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var ppsNames, latNames, contenders []string
+	var ppsNames, latNames []string
 	seen := map[string]bool{}
 	for _, r := range rs {
-		if r.kind != kindNotBuilt && !seen["\x00"+r.contender] {
-			seen["\x00"+r.contender] = true
-			contenders = append(contenders, r.contender)
-		}
 		if seen[r.scenario] {
 			continue
 		}
@@ -54,11 +50,25 @@ func charts(rs []result, dir string) error {
 		if len(names) == 0 {
 			return nil
 		}
+		// Only the contenders with a figure in this chart get a bar slot,
+		// so latency-only rows do not thin out the throughput chart.
+		var contenders []string
+		in := map[string]bool{}
+		for _, name := range names {
+			in[name] = true
+		}
+		for _, r := range rs {
+			if in[r.scenario] && r.kind != kindNotBuilt && !in["\x00"+r.contender] {
+				in["\x00"+r.contender] = true
+				contenders = append(contenders, r.contender)
+			}
+		}
 		p := plot.New()
 		p.Title.Text = title
 		p.Y.Label.Text = ylabel
 		colors := []color.Color{color.RGBA{90, 90, 90, 255}, color.RGBA{30, 120, 200, 255}, color.RGBA{20, 160, 90, 255},
-			color.RGBA{170, 170, 170, 255}, color.RGBA{130, 185, 240, 255}, color.RGBA{130, 215, 165, 255}}
+			color.RGBA{170, 170, 170, 255}, color.RGBA{130, 185, 240, 255}, color.RGBA{130, 215, 165, 255},
+			color.RGBA{220, 120, 40, 255}, color.RGBA{240, 190, 130, 255}, color.RGBA{150, 80, 170, 255}, color.RGBA{205, 160, 220, 255}}
 		w := vg.Points(12)
 		n, nbars := 0, len(ss)*len(contenders)
 		top := 0.0
