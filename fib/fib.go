@@ -93,8 +93,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-
-	"github.com/gaissmai/bart"
 )
 
 // RouteType is what a route does with matching packets.
@@ -180,11 +178,12 @@ var (
 type FIB struct {
 	gen atomic.Pointer[gen] // what readers use
 
-	v6 atomic.Pointer[bart.Fast[*NextHop]] // nil until the first IPv6 route
+	v6 atomic.Pointer[trie6] // nil until the first IPv6 route
 
 	mu  sync.Mutex // serialises writers
 	rib map[netip.Prefix]*ribEntry
 	nh6 map[nhKey]*nhRef // shared IPv6 next hops
+	w6  *writer6         // writers' side of v6; nil while v6 is
 }
 
 // ribEntry holds every route for one prefix, best (lowest metric) first.
@@ -451,11 +450,12 @@ func (f *FIB) Replace(routes []Route) error {
 		}
 	}
 	g := build(rib, 0)
-	t6, nh6 := build6(rib)
+	t6, w6, nh6 := build6(rib)
 	f.mu.Lock()
 	f.rib = rib
 	f.gen.Store(g)
 	f.v6.Store(t6)
+	f.w6 = w6
 	f.nh6 = nh6
 	f.mu.Unlock()
 	return nil
