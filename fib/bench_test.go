@@ -268,3 +268,20 @@ func BenchmarkBartFastLookup6(b *testing.B) {
 	}
 	sinkNH = h
 }
+
+// BenchmarkLoad6Add adds the full IPv6 table one route at a time, as live
+// updates would; ns/op divided by prefixes is the cost of one update.
+func BenchmarkLoad6Add(b *testing.B) {
+	_, ps := fullTable(b)
+	rs := fullRoutes6(ps)
+	b.ResetTimer()
+	for range b.N {
+		f := New()
+		for _, r := range rs {
+			if err := f.Add(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(rs)), "prefixes")
+}

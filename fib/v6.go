@@ -261,6 +261,28 @@ func (c *change) affects(d int, s uint, l uint8) bool {
 // up and length + 1 upLen. Children c cannot have affected are copied from
 // old (nil when w is new).
 func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c *change) node6 {
+	if old != nil && !c.all && c.pl > d+8 {
+		// The change is below one child and leaves this node's own
+		// routes alone: copy the node and swap that child, unless it
+		// appears, goes or folds, which changes the leaves too.
+		s := uint(c.a[d/8])
+		if kw := w.kid(s); kw != nil && hasBit(&old.kidBits, s) {
+			v, l := up, upLen
+			for _, r := range w.routes {
+				if uint(r.lo) <= s && int(s) < r.hi() {
+					v, l = r.nh, uint8(d+int(r.bits)+1)
+				}
+			}
+			i := upTo(&old.kidBits, s) - 1
+			cn := x.build(kw, d+8, v, l, &old.kids[i], c)
+			if len(cn.kids) > 0 || len(cn.leaves) > 1 {
+				n := *old
+				n.kids = slices.Clone(old.kids)
+				n.kids[i] = cn
+				return n
+			}
+		}
+	}
 	var vals [256]*NextHop
 	var lens [256]uint8
 	for i := range vals {
@@ -272,29 +294,42 @@ func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c
 			vals[s], lens[s] = r.nh, l
 		}
 	}
-	n := node6{kidBits: w.kidBits, kids: make([]node6, len(w.kids))}
-	k := 0
-	runs := 0
-	var prev *NextHop
-	for s := range uint(256) {
-		if !hasBit(&w.kidBits, s) {
-			if runs == 0 || vals[s] != prev {
-				n.runBits[s>>6] |= 1 << (s & 63)
-				prev = vals[s]
-				runs++
-			}
-			continue
-		}
+	var n node6
+	kids := make([]node6, 0, len(w.kids))
+	for k, kw := range w.kids {
+		s := kidSlot(&w.kidBits, k)
 		var oc *node6
 		if old != nil && hasBit(&old.kidBits, s) {
 			oc = &old.kids[upTo(&old.kidBits, s)-1]
 		}
+		var cn node6
 		if oc == nil || c.affects(d, s, lens[s]) {
-			n.kids[k] = x.build(w.kids[k], d+8, vals[s], lens[s], oc, c)
+			cn = x.build(kw, d+8, vals[s], lens[s], oc, c)
 		} else {
-			n.kids[k] = *oc
+			cn = *oc
 		}
-		k++
+		if len(cn.kids) == 0 && len(cn.leaves) == 1 {
+			// A child that maps its whole range to one next hop (often a
+			// more specific with the same next hop as its cover) folds into
+			// this node's leaves: less memory and one step less.
+			vals[s] = cn.leaves[0]
+			continue
+		}
+		n.kidBits[s>>6] |= 1 << (s & 63)
+		kids = append(kids, cn)
+	}
+	if len(kids) < cap(kids) {
+		kids = slices.Clone(kids)
+	}
+	n.kids = kids
+	runs := 0
+	var prev *NextHop
+	for s := range uint(256) {
+		if !hasBit(&n.kidBits, s) && (runs == 0 || vals[s] != prev) {
+			n.runBits[s>>6] |= 1 << (s & 63)
+			prev = vals[s]
+			runs++
+		}
 	}
 	n.leaves = make([]*NextHop, 0, runs)
 	for s := range uint(256) {
@@ -303,6 +338,21 @@ func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c
 		}
 	}
 	return n
+}
+
+// kidSlot returns the slot of the kth set bit of b.
+func kidSlot(b *[4]uint64, k int) uint {
+	for i, v := range b {
+		if c := bits.OnesCount64(v); k >= c {
+			k -= c
+			continue
+		}
+		for ; k > 0; k-- {
+			v &= v - 1
+		}
+		return uint(i*64 + bits.TrailingZeros64(v))
+	}
+	panic("fib: kidSlot past the last set bit")
 }
 
 // rootNode makes the node for root slot s after change c.
@@ -315,6 +365,9 @@ func (x *writer6) rootNode(s int, old *node6, c *change) *node6 {
 		return old
 	}
 	n := x.build(w, 16, x.val[s], x.vlen[s], old, c)
+	if len(n.kids) == 0 && len(n.leaves) == 1 {
+		return x.leaf(n.leaves[0])
+	}
 	return &n
 }
 
