@@ -29,6 +29,10 @@ import (
 type node6 struct {
 	kidBits [4]uint64
 	kids    []node6 // one per set bit of kidBits, in slot order
+	// kidBase and runBase hold the set bits of kidBits and runBits in
+	// the words before each word, so ranking a slot takes one popcount.
+	kidBase [4]uint8
+	runBase [4]uint8
 	runBits [4]uint64
 	leaves  []*NextHop // one per set bit of runBits; nil = no route
 }
@@ -53,14 +57,28 @@ func upTo(b *[4]uint64, s uint) int {
 
 func hasBit(b *[4]uint64, s uint) bool { return b[s>>6&3]&(1<<(s&63)) != 0 }
 
+// bitsTo keeps the bits of a word at positions 0 to s&63.
+func bitsTo(s uint) uint64 { return 2<<(s&63) - 1 }
+
 func (t *trie6) lookup(b *[16]byte) *NextHop {
 	n := t.root[uint(b[0])<<8|uint(b[1])].Load()
 	for i := 2; ; i++ {
 		s := uint(b[i&15])
-		if !hasBit(&n.kidBits, s) {
-			return n.leaves[upTo(&n.runBits, s)-1]
+		w := s >> 6 & 3
+		if n.kidBits[w]&(1<<(s&63)) == 0 {
+			return n.leaves[int(n.runBase[w])+bits.OnesCount64(n.runBits[w]&bitsTo(s))-1]
 		}
-		n = &n.kids[upTo(&n.kidBits, s)-1]
+		n = &n.kids[int(n.kidBase[w])+bits.OnesCount64(n.kidBits[w]&bitsTo(s))-1]
+	}
+}
+
+// setBases fills in kidBase and runBase from the bitmaps.
+func (n *node6) setBases() {
+	k, r := 0, 0
+	for w := range 4 {
+		n.kidBase[w], n.runBase[w] = uint8(k), uint8(r)
+		k += bits.OnesCount64(n.kidBits[w])
+		r += bits.OnesCount64(n.runBits[w])
 	}
 }
 
@@ -114,6 +132,7 @@ func (x *writer6) leaf(nh *NextHop) *node6 {
 		clear(x.leafs)
 	}
 	n := &node6{runBits: [4]uint64{1}, leaves: []*NextHop{nh}}
+	n.setBases()
 	x.leafs[nh] = n
 	return n
 }
@@ -337,6 +356,7 @@ func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c
 			n.leaves = append(n.leaves, vals[s])
 		}
 	}
+	n.setBases()
 	return n
 }
 
