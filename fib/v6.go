@@ -540,12 +540,49 @@ func (f *FIB) Lookup6Batch(dst []netip.Addr, out []*NextHop) {
 		clear(out)
 		return
 	}
-	for i, d := range dst {
-		if !d.Is6() {
-			out[i] = nil
-			continue
+	t.lookupBatch(dst, out)
+}
+
+// lookupBatch walks groups of addresses a byte at a time, all of a group
+// at each step, so that their cache misses overlap instead of queueing
+// behind each other as in a loop of single lookups.
+func (t *trie6) lookupBatch(dst []netip.Addr, out []*NextHop) {
+	const lanes = 8
+	var b [lanes][16]byte
+	var n [lanes]*node6
+	for len(dst) >= lanes {
+		var live uint
+		for j := range lanes {
+			b[j] = dst[j].As16()
+			n[j] = t.root[uint(b[j][0])<<8|uint(b[j][1])].Load()
+			out[j] = nil
+			if dst[j].Is6() {
+				live |= 1 << j
+			}
 		}
-		b := d.As16()
-		out[i] = t.lookup(&b)
+		for i := 2; live != 0; i++ {
+			for j := range lanes {
+				if live&(1<<j) == 0 {
+					continue
+				}
+				c := n[j]
+				s := uint(b[j][i&15])
+				w := s >> 6 & 3
+				if c.kidBits[w]&(1<<(s&63)) == 0 {
+					out[j] = c.leaves[int(c.runBase[w])+bits.OnesCount64(c.runBits[w]&bitsTo(s))-1]
+					live &^= 1 << j
+					continue
+				}
+				n[j] = &c.kids[int(c.kidBase[w])+bits.OnesCount64(c.kidBits[w]&bitsTo(s))-1]
+			}
+		}
+		dst, out = dst[lanes:], out[lanes:]
+	}
+	for i, d := range dst {
+		out[i] = nil
+		if d.Is6() {
+			a := d.As16()
+			out[i] = t.lookup(&a)
+		}
 	}
 }
