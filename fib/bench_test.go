@@ -248,8 +248,19 @@ func BenchmarkMemory6(b *testing.B) {
 		after := heapInUse()
 		b.ReportMetric(float64(mid-before)/float64(len(ps)), "ferry-B/prefix")
 		b.ReportMetric(float64(after-mid)/float64(len(ps)), "bart-B/prefix")
-		runtime.KeepAlive(f)
 		runtime.KeepAlive(t)
+		// The IPv6 trie's own share: the reader nodes and root, then the
+		// writer's shadow trie as well.
+		t = nil
+		base := heapInUse()
+		t6, w6, _ := build6(f.rib)
+		both := heapInUse()
+		runtime.KeepAlive(w6)
+		reader := heapInUse()
+		b.ReportMetric(float64(reader-base)/float64(len(ps)), "trie-B/prefix")
+		b.ReportMetric(float64(both-reader)/float64(len(ps)), "shadow-B/prefix")
+		runtime.KeepAlive(t6)
+		runtime.KeepAlive(f)
 	}
 }
 
