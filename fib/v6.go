@@ -302,40 +302,56 @@ func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c
 			}
 		}
 	}
+	// Paint the slots with bulk copies, shortest route first so the
+	// longest covering route wins each slot.
 	var vals [256]*NextHop
-	var lens [256]uint8
-	for i := range vals {
-		vals[i], lens[i] = up, upLen
+	vals[0] = up
+	for i := 1; i < len(vals); i *= 2 {
+		copy(vals[i:], vals[:i])
 	}
 	for _, r := range w.routes {
-		l := uint8(d + int(r.bits) + 1)
-		for s := int(r.lo); s < r.hi(); s++ {
-			vals[s], lens[s] = r.nh, l
+		v := vals[r.lo:r.hi()]
+		v[0] = r.nh
+		for i := 1; i < len(v); i *= 2 {
+			copy(v[i:], v[:i])
 		}
 	}
 	var n node6
 	kids := make([]node6, 0, len(w.kids))
-	for k, kw := range w.kids {
-		s := kidSlot(&w.kidBits, k)
-		var oc *node6
-		if old != nil && hasBit(&old.kidBits, s) {
-			oc = &old.kids[upTo(&old.kidBits, s)-1]
+	k := 0
+	for wd, m := range w.kidBits {
+		for ; m != 0; m &= m - 1 {
+			s := uint(wd<<6 + bits.TrailingZeros64(m))
+			kw := w.kids[k]
+			k++
+			l := upLen
+			for i := len(w.routes) - 1; i >= 0; i-- {
+				if r := w.routes[i]; uint(r.lo) <= s && int(s) < r.hi() {
+					l = uint8(d + int(r.bits) + 1)
+					break
+				}
+			}
+			var oc *node6
+			if old != nil && hasBit(&old.kidBits, s) {
+				oc = &old.kids[upTo(&old.kidBits, s)-1]
+			}
+			var cn node6
+			if oc == nil || c.affects(d, s, l) {
+				cn = x.build(kw, d+8, vals[s], l, oc, c)
+			} else {
+				cn = *oc
+			}
+			if len(cn.kids) == 0 && len(cn.leaves) == 1 {
+				// A child that maps its whole range to one next hop (often
+				// a more specific with the same next hop as its cover)
+				// folds into this node's leaves: less memory and one step
+				// less.
+				vals[s] = cn.leaves[0]
+				continue
+			}
+			n.kidBits[s>>6] |= 1 << (s & 63)
+			kids = append(kids, cn)
 		}
-		var cn node6
-		if oc == nil || c.affects(d, s, lens[s]) {
-			cn = x.build(kw, d+8, vals[s], lens[s], oc, c)
-		} else {
-			cn = *oc
-		}
-		if len(cn.kids) == 0 && len(cn.leaves) == 1 {
-			// A child that maps its whole range to one next hop (often a
-			// more specific with the same next hop as its cover) folds into
-			// this node's leaves: less memory and one step less.
-			vals[s] = cn.leaves[0]
-			continue
-		}
-		n.kidBits[s>>6] |= 1 << (s & 63)
-		kids = append(kids, cn)
 	}
 	if len(kids) < cap(kids) {
 		kids = slices.Clone(kids)
@@ -343,36 +359,24 @@ func (x *writer6) build(w *wnode, d int, up *NextHop, upLen uint8, old *node6, c
 	n.kids = kids
 	runs := 0
 	var prev *NextHop
-	for s := range uint(256) {
-		if !hasBit(&n.kidBits, s) && (runs == 0 || vals[s] != prev) {
-			n.runBits[s>>6] |= 1 << (s & 63)
-			prev = vals[s]
-			runs++
+	for wd := range n.kidBits {
+		for m := ^n.kidBits[wd]; m != 0; m &= m - 1 {
+			s := wd<<6 + bits.TrailingZeros64(m)
+			if runs == 0 || vals[s] != prev {
+				n.runBits[wd] |= 1 << (s & 63)
+				prev = vals[s]
+				runs++
+			}
 		}
 	}
 	n.leaves = make([]*NextHop, 0, runs)
-	for s := range uint(256) {
-		if hasBit(&n.runBits, s) {
-			n.leaves = append(n.leaves, vals[s])
+	for wd, m := range n.runBits {
+		for ; m != 0; m &= m - 1 {
+			n.leaves = append(n.leaves, vals[wd<<6+bits.TrailingZeros64(m)])
 		}
 	}
 	n.setBases()
 	return n
-}
-
-// kidSlot returns the slot of the kth set bit of b.
-func kidSlot(b *[4]uint64, k int) uint {
-	for i, v := range b {
-		if c := bits.OnesCount64(v); k >= c {
-			k -= c
-			continue
-		}
-		for ; k > 0; k-- {
-			v &= v - 1
-		}
-		return uint(i*64 + bits.TrailingZeros64(v))
-	}
-	panic("fib: kidSlot past the last set bit")
 }
 
 // rootNode makes the node for root slot s after change c.
