@@ -24,8 +24,8 @@ import (
 // prefix once, without pushing, from which it builds the reader nodes.
 
 // node6 is a reader node for one byte of the address. The fields a walk
-// needs to descend come first, so a step through the node mostly touches
-// one cache line.
+// needs to descend come first and fill 64 bytes, so a step down touches
+// one or two cache lines of the node and the last step two or three.
 type node6 struct {
 	kidBits [4]uint64
 	kids    []node6 // one per set bit of kidBits, in slot order
@@ -46,9 +46,9 @@ type trie6 struct {
 // lowMask has bits 0 to x set: none for x < 0, all for x ≥ 63.
 func lowMask(x int) uint64 { return ^uint64(0) >> uint(63-min(max(x, -1), 63)) }
 
-// upTo counts the set bits of b at positions 0 to s. It has no data
-// dependent branches: slots are random, so a branch per word would
-// mispredict often.
+// upTo counts the set bits of b at positions 0 to s. Lookups use the
+// stored bases instead; this serves the writers, which have no bases for
+// the shadow trie.
 func upTo(b *[4]uint64, s uint) int {
 	x := int(s)
 	return bits.OnesCount64(b[0]&lowMask(x)) + bits.OnesCount64(b[1]&lowMask(x-64)) +
