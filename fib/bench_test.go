@@ -248,8 +248,19 @@ func BenchmarkMemory6(b *testing.B) {
 		after := heapInUse()
 		b.ReportMetric(float64(mid-before)/float64(len(ps)), "ferry-B/prefix")
 		b.ReportMetric(float64(after-mid)/float64(len(ps)), "bart-B/prefix")
-		runtime.KeepAlive(f)
 		runtime.KeepAlive(t)
+		// The IPv6 trie's own share: the reader nodes and root, then the
+		// writer's shadow trie as well.
+		t = nil
+		base := heapInUse()
+		t6, w6, _ := build6(f.rib)
+		both := heapInUse()
+		runtime.KeepAlive(w6)
+		reader := heapInUse()
+		b.ReportMetric(float64(reader-base)/float64(len(ps)), "trie-B/prefix")
+		b.ReportMetric(float64(both-reader)/float64(len(ps)), "shadow-B/prefix")
+		runtime.KeepAlive(t6)
+		runtime.KeepAlive(f)
 	}
 }
 
@@ -267,4 +278,21 @@ func BenchmarkBartFastLookup6(b *testing.B) {
 		h, _ = t.Lookup(bench6[i&(benchDsts-1)])
 	}
 	sinkNH = h
+}
+
+// BenchmarkLoad6Add adds the full IPv6 table one route at a time, as live
+// updates would; ns/op divided by prefixes is the cost of one update.
+func BenchmarkLoad6Add(b *testing.B) {
+	_, ps := fullTable(b)
+	rs := fullRoutes6(ps)
+	b.ResetTimer()
+	for range b.N {
+		f := New()
+		for _, r := range rs {
+			if err := f.Add(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(len(rs)), "prefixes")
 }

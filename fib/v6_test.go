@@ -2,8 +2,11 @@ package fib
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -245,4 +248,302 @@ func TestFullTable6(t *testing.T) {
 	if stride == 1 {
 		check6(t, g, r, addrs[:len(addrs)/4])
 	}
+}
+
+// sameNode6 reports where two reader nodes differ structurally, comparing
+// next hops by forwarding action, since separately built tables hold
+// separate NextHop values.
+func sameNode6(a, b *node6, at string) string {
+	if a.kidBits != b.kidBits || a.runBits != b.runBits || a.kidBase != b.kidBase || a.runBase != b.runBase ||
+		len(a.kids) != len(b.kids) || len(a.leaves) != len(b.leaves) {
+		return at + ": bitmaps or sizes differ"
+	}
+	for i := range a.leaves {
+		x, y := a.leaves[i], b.leaves[i]
+		if (x == nil) != (y == nil) || (x != nil && key(x.Route) != key(y.Route)) {
+			return fmt.Sprintf("%s: leaf %d: %v vs %v", at, i, x, y)
+		}
+	}
+	for i := range a.kids {
+		if d := sameNode6(&a.kids[i], &b.kids[i], fmt.Sprintf("%s/%d", at, i)); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+// checkShadow6 checks the writer's shadow trie: every node's count is its
+// own routes plus its children's, and no node is empty.
+func checkShadow6(t *testing.T, x *writer6) {
+	t.Helper()
+	var walk func(w *wnode) int
+	walk = func(w *wnode) int {
+		n := len(w.routes)
+		if len(w.kids) != upTo(&w.kidBits, 255) {
+			t.Fatalf("%d kids for %d kid bits", len(w.kids), upTo(&w.kidBits, 255))
+		}
+		for _, k := range w.kids {
+			n += walk(k)
+		}
+		if n != w.n || n == 0 {
+			t.Fatalf("shadow node counts %d, holds %d", w.n, n)
+		}
+		return n
+	}
+	for _, w := range x.kids {
+		if w != nil {
+			walk(w)
+		}
+	}
+}
+
+// TestTrie6Random drives the IPv6 trie with prefixes nested along a few
+// addresses, at every stride boundary, /0 and /128 included, and a handful
+// of next hops so that children fold into their parents and unfold again.
+// After each step it checks lookups at and around every prefix's edges
+// against the reference, and every few steps that the incrementally
+// updated trie is exactly what building it afresh gives.
+func TestTrie6Random(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	bases := []netip.Addr{inside(rng, pfx("2001:db8::/32")), inside(rng, pfx("2001:db8::/32")), inside(rng, pfx("::/0"))}
+	lens := []int{0, 1, 7, 8, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40, 47, 48, 49, 64, 96, 119, 120, 121, 127, 128}
+	f, r := New(), ref6{}
+	var live []Route
+	newRoute := func() Route {
+		bits := lens[rng.IntN(len(lens))]
+		if rng.IntN(4) == 0 {
+			bits = rng.IntN(129)
+		}
+		p, _ := bases[rng.IntN(len(bases))].Prefix(bits)
+		if rng.IntN(3) == 0 {
+			// A sibling: flip the prefix's last bit.
+			if bits > 0 {
+				b := p.Addr().As16()
+				b[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8)
+				p = netip.PrefixFrom(netip.AddrFrom16(b), bits)
+			}
+		}
+		dev := rng.IntN(2)
+		return Route{Prefix: p, Metric: uint32(rng.IntN(2)), Dev: dev, Via: netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(dev + 1)})}
+	}
+	probe := func() []netip.Addr {
+		var as []netip.Addr
+		for p := range r {
+			first := p.Addr()
+			b := first.As16()
+			for i := range b {
+				b[i] |= ^byte(0xff << max(0, 8-max(0, p.Bits()-8*i)))
+			}
+			last := netip.AddrFrom16(b)
+			as = append(as, first, last, inside(rng, p))
+			if prev := first.Prev(); prev.IsValid() {
+				as = append(as, prev)
+			}
+			if next := last.Next(); next.IsValid() {
+				as = append(as, next)
+			}
+		}
+		for range 50 {
+			as = append(as, inside(rng, pfx("::/0")), inside(rng, netip.PrefixFrom(bases[rng.IntN(len(bases))], rng.IntN(129)).Masked()))
+		}
+		return as
+	}
+	steps := 4000
+	if raceEnabled {
+		steps = 800
+	}
+	for step := range steps {
+		switch x := rng.IntN(100); {
+		case x < 50 || len(live) == 0:
+			rt := newRoute()
+			dup := false
+			for _, o := range r[rt.Prefix] {
+				dup = dup || o.Metric == rt.Metric
+			}
+			if err := f.Add(rt); dup != errors.Is(err, ErrExists) || (!dup && err != nil) {
+				t.Fatalf("step %d: Add(%v) = %v, duplicate %v", step, rt, err, dup)
+			}
+			if !dup {
+				r[rt.Prefix] = append(r[rt.Prefix], rt)
+				live = append(live, rt)
+			}
+		case x < 55:
+			// Host bits are refused and must leave the table as it was.
+			rt := newRoute()
+			if rt.Prefix.Bits() == 128 {
+				continue
+			}
+			b := rt.Prefix.Addr().As16()
+			b[15] |= 1
+			rt.Prefix = netip.PrefixFrom(netip.AddrFrom16(b), rt.Prefix.Bits())
+			if err := f.Add(rt); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("step %d: Add(%v) with host bits = %v", step, rt, err)
+			}
+		case x < 97:
+			i := rng.IntN(len(live))
+			rt := live[i]
+			if err := f.Delete(rt); err != nil {
+				t.Fatalf("step %d: Delete(%v): %v", step, rt, err)
+			}
+			rs := r[rt.Prefix]
+			for j := range rs {
+				if rs[j].Metric == rt.Metric {
+					rs = append(rs[:j:j], rs[j+1:]...)
+					break
+				}
+			}
+			if len(rs) == 0 {
+				delete(r, rt.Prefix)
+			} else {
+				r[rt.Prefix] = rs
+			}
+			live = append(live[:i], live[i+1:]...)
+		default:
+			if err := f.Replace(live); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check6(t, f, r, probe())
+		if t.Failed() {
+			t.Fatalf("step %d", step)
+		}
+		if step%50 == 0 && f.w6 != nil {
+			checkShadow6(t, f.w6)
+			g := New()
+			if err := g.Replace(live); err != nil {
+				t.Fatal(err)
+			}
+			a, b := f.v6.Load(), g.v6.Load()
+			if b == nil {
+				b = new(trie6)
+				for s := range b.root {
+					b.root[s].Store(f.w6.leaf(nil))
+				}
+			}
+			for s := range a.root {
+				if d := sameNode6(a.root[s].Load(), b.root[s].Load(), fmt.Sprintf("step %d root %04x", step, s)); d != "" {
+					t.Fatal(d)
+				}
+			}
+		}
+	}
+}
+
+// TestConcurrentReaders6 runs lock-free IPv6 readers, single and batched,
+// against a writer that adds, deletes, changes metrics of and replaces
+// overlapping routes, from a /12 (which republishes the root) to a /128,
+// and checks every answer is one the table could have given at some moment.
+func TestConcurrentReaders6(t *testing.T) {
+	f := New()
+	with := func(p string, dev int, metric uint32) Route {
+		return Route{Prefix: pfx(p), Dev: dev, Metric: metric, Via: netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(dev)})}
+	}
+	base := with("2001:db8::/32", 1, 0)
+	if err := f.Add(base); err != nil {
+		t.Fatal(err)
+	}
+	routes := []Route{
+		with("2000::/12", 2, 0),
+		with("2001:db8:1::/48", 3, 10),
+		with("2001:db8:1:2::/64", 4, 10),
+		with("2001:db8:1::/48", 5, 5),
+		with("2001:db8:1:2::7/128", 6, 0),
+		with("2001:db8:1:2::/63", 7, 0),
+	}
+	// Allowed devices per probe address; dev 0 stands for "no route".
+	probes := []struct {
+		a     netip.Addr
+		allow map[int]bool
+	}{
+		{ip("2001:db8:1:2::7"), map[int]bool{1: true, 3: true, 4: true, 5: true, 6: true, 7: true}},
+		{ip("2001:db8:1:2::8"), map[int]bool{1: true, 3: true, 4: true, 5: true, 7: true}},
+		{ip("2001:db8:1:3::1"), map[int]bool{1: true, 3: true, 5: true, 7: true}},
+		{ip("2001:db8:1:4::1"), map[int]bool{1: true, 3: true, 5: true}},
+		{ip("2001:db8:2::1"), map[int]bool{1: true}},
+		{ip("2001:db9::1"), map[int]bool{0: true, 2: true}},
+		{ip("2010::1"), map[int]bool{0: true}},
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var lookups atomic.Int64
+	errc := make(chan string, 4)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Enough addresses for the batch to use full lanes and a tail.
+			var dst []netip.Addr
+			for range 3 {
+				for _, p := range probes {
+					dst = append(dst, p.a)
+				}
+			}
+			out := make([]*NextHop, len(dst))
+			n := 0
+			for !stop.Load() {
+				if w == 1 {
+					f.Lookup6Batch(dst, out)
+				}
+				for i, a := range dst {
+					h := out[i]
+					if w == 0 {
+						h = f.Lookup6(a)
+					}
+					dev := 0
+					if h != nil {
+						dev = h.Dev
+						if h.Gateway6 != netip.AddrFrom16([16]byte{0xfe, 0x80, 15: byte(dev)}) || h.Type != Unicast {
+							errc <- "inconsistent next hop"
+							return
+						}
+					}
+					if !probes[i%len(probes)].allow[dev] {
+						errc <- fmt.Sprintf("forbidden dev %d for %v", dev, a)
+						return
+					}
+					n++
+				}
+			}
+			lookups.Add(int64(n))
+		}()
+	}
+	rng := rand.New(rand.NewPCG(15, 16))
+	in := make([]bool, len(routes))
+	iters := 2000
+	if testing.Short() {
+		iters = 500
+	}
+	for range iters {
+		i := rng.IntN(len(routes) + 1)
+		if i == len(routes) && rng.IntN(8) == 0 {
+			set := []Route{base}
+			for j := range routes {
+				if in[j] = rng.IntN(2) == 0; in[j] {
+					set = append(set, routes[j])
+				}
+			}
+			if err := f.Replace(set); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		i %= len(routes)
+		var err error
+		if in[i] {
+			err = f.Delete(routes[i])
+		} else {
+			err = f.Add(routes[i])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[i] = !in[i]
+	}
+	stop.Store(true)
+	wg.Wait()
+	close(errc)
+	for e := range errc {
+		t.Error(e)
+	}
+	t.Logf("%d concurrent lookups", lookups.Load())
 }
