@@ -57,7 +57,12 @@ type Interface struct {
 	Addresses []netip.Prefix   // ferry's own IPv4 addresses with prefix length
 	MTU       int              // 0: use the link's MTU
 	MAC       net.HardwareAddr // nil: use the link's MAC
-	Line      int              // line in the config file where this interface is declared
+	// KernelRx lets the kernel's own stack receive the port's frames as
+	// well. By default ferry takes them alone: the kernel has no address
+	// there and would only parse, route and drop every frame a second time
+	// (see iface/ingress_linux.go for what that costs).
+	KernelRx bool
+	Line     int // line in the config file where this interface is declared
 }
 
 // Route is a static route.

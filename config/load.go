@@ -45,6 +45,7 @@ type rawFile struct {
 		Addresses []string `toml:"addresses"`
 		MTU       int      `toml:"mtu"`
 		MAC       string   `toml:"mac"`
+		KernelRx  bool     `toml:"kernel_rx"`
 	} `toml:"interface"`
 	Table    []rawTable `toml:"table"`
 	Route    []rawRoute `toml:"route"`
@@ -322,7 +323,7 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 	owners := map[netip.Addr]string{}
 	for i, ri := range raw.Interface {
 		t := fmt.Sprintf("interface[%d]", i)
-		ifc := Interface{Name: ri.Name, Kind: ri.Kind, MTU: ri.MTU, Line: c.lines[t]}
+		ifc := Interface{Name: ri.Name, Kind: ri.Kind, MTU: ri.MTU, KernelRx: ri.KernelRx, Line: c.lines[t]}
 		switch {
 		case ri.Name == "":
 			c.bad(t+".name", "missing: name the Linux interface")

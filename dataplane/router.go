@@ -112,6 +112,10 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 			p.mtu = ifc.MTU
 		}
 		p.up.Store(l.Up())
+		if t, ok := l.(iface.IngressTaker); ok && !ifc.KernelRx && t.TakeErr() != nil {
+			slog.Warn("the kernel's stack still receives this port's frames too, costing CPU; set kernel_rx = true to silence this",
+				"interface", ifc.Name, "err", t.TakeErr())
+		}
 		r.ports = append(r.ports, p)
 	}
 	if err := r.loadTables(cfg); err != nil {
@@ -140,6 +144,9 @@ func openAFPacket(ifc config.Interface, dp config.Dataplane) (iface.Link, error)
 		RingFrames: dp.RingFrames,
 		FrameSize:  dp.FrameSize,
 		Promisc:    true, // a configured MAC other than the link's must still be received
+		// The kernel has no address on a port ferry owns: its own pass
+		// over each frame would only cost the receiving CPU.
+		TakeIngress: !ifc.KernelRx,
 	})
 }
 

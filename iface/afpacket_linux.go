@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -57,6 +58,11 @@ type AFPacketConfig struct {
 	FrameSize  int  // bytes per slot (default 69632)
 	Promisc    bool // receive frames for any MAC (needed when ferry's MAC differs from the link's)
 	FanoutID   uint16
+	// TakeIngress keeps received frames from the kernel's own stack once
+	// the rings have them (see takeIngress). Failing that is not fatal:
+	// the port works, at the cost of the kernel's second pass, and
+	// TakeErr reports why.
+	TakeIngress bool
 }
 
 // ringLayout is the geometry both rings of a queue share.
@@ -91,6 +97,9 @@ type afLink struct {
 	ctlMu sync.Mutex
 	ctl   *packet.Conn
 	up    atomic.Bool
+
+	ingress io.Closer // the TCX program that keeps frames from the kernel's stack
+	takeErr error
 }
 
 var _ Link = (*afLink)(nil)
@@ -130,6 +139,9 @@ func OpenAFPacket(cfg AFPacketConfig) (Link, error) {
 			return nil, fmt.Errorf("afpacket %s: promiscuous: %w", cfg.Name, err)
 		}
 	}
+	if cfg.TakeIngress {
+		l.ingress, l.takeErr = takeIngress(ifi.Index)
+	}
 	// Protocol 0: the control socket only sends, it never receives a copy
 	// of the traffic.
 	l.ctl, err = packet.Listen(ifi, packet.Raw, 0, nil)
@@ -144,6 +156,7 @@ func (l *afLink) Name() string          { return l.name }
 func (l *afLink) Index() int            { return l.index }
 func (l *afLink) MAC() net.HardwareAddr { return l.mac }
 func (l *afLink) MTU() int              { return l.mtu }
+func (l *afLink) TakeErr() error        { return l.takeErr }
 func (l *afLink) Queue(i int) Queue     { return l.queues[i] }
 func (l *afLink) NumQueues() int        { return len(l.queues) }
 
@@ -172,6 +185,10 @@ func (l *afLink) Close() error {
 		errs = append(errs, q.close())
 	}
 	l.queues = nil
+	if l.ingress != nil {
+		errs = append(errs, l.ingress.Close())
+		l.ingress = nil
+	}
 	if l.ctl != nil {
 		errs = append(errs, l.ctl.Close())
 		l.ctl = nil

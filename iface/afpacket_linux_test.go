@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,18 +28,22 @@ func pair(t *testing.T, qa, qb int) (a, b Link, nsA, nsB *lab.Netns) {
 		// Keep the kernel's own IPv6 chatter off the link.
 		ns.MustRun("sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1")
 	}
-	open := func(ns *lab.Netns, q int) Link {
-		var lk Link
-		if err := ns.Do(func() (err error) {
-			lk, err = OpenAFPacket(AFPacketConfig{Name: "eth0", Queues: q, RingFrames: 64})
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { lk.Close() })
-		return lk
+	return openT(t, nsA, AFPacketConfig{Name: "eth0", Queues: qa, RingFrames: 64}),
+		openT(t, nsB, AFPacketConfig{Name: "eth0", Queues: qb, RingFrames: 64}), nsA, nsB
+}
+
+// openT opens a link in ns and closes it when the test ends.
+func openT(t *testing.T, ns *lab.Netns, cfg AFPacketConfig) Link {
+	t.Helper()
+	var lk Link
+	if err := ns.Do(func() (err error) {
+		lk, err = OpenAFPacket(cfg)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
-	return open(nsA, qa), open(nsB, qb), nsA, nsB
+	t.Cleanup(func() { lk.Close() })
+	return lk
 }
 
 // frame builds an IPv4/UDP frame of flow f (by source port), sequence seq.
@@ -203,4 +209,81 @@ func TestLinkDeletedUnderOpenQueues(t *testing.T) {
 		t.Error("deleted link reports up")
 	}
 	a.Queue(0).Stats()
+}
+
+// ipInReceives reads the Ip InReceives counter of ns's kernel.
+func ipInReceives(t *testing.T, ns *lab.Netns) int {
+	t.Helper()
+	var hdr []string
+	for _, l := range strings.Split(ns.MustRun("cat", "/proc/net/snmp"), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Ip:" {
+			continue
+		}
+		if hdr == nil {
+			hdr = f
+			continue
+		}
+		for i, name := range hdr {
+			if name == "InReceives" {
+				n, _ := strconv.Atoi(f[i])
+				return n
+			}
+		}
+	}
+	t.Fatal("no Ip InReceives in /proc/net/snmp")
+	return 0
+}
+
+func TestTakeIngressKeepsFramesFromTheKernel(t *testing.T) {
+	a, b, _, nsB := pair(t, 1, 1)
+	nsB.MustRun("ip", "addr", "add", "198.51.100.2/24", "dev", "eth0")
+	send := func(n int) {
+		var out [][]byte
+		for i := 0; i < n; i++ {
+			out = append(out, frame(b.MAC(), a.MAC(), 1, i))
+		}
+		if w, err := a.Queue(0).Write(out, VnetHdrLen); err != nil || w != n {
+			t.Fatalf("Write: %d, %v", w, err)
+		}
+	}
+	count := func(q Queue, n int) int {
+		got := 0
+		for _, f := range drain(q, n, time.Second) {
+			if isOurs(f) {
+				got++
+			}
+		}
+		return got
+	}
+	// Without it, the frames (addressed to b's kernel) reach both.
+	before := ipInReceives(t, nsB)
+	send(20)
+	if got := count(b.Queue(0), 20); got != 20 {
+		t.Fatalf("ring got %d of 20 frames", got)
+	}
+	if d := ipInReceives(t, nsB) - before; d < 20 {
+		t.Fatalf("kernel received %d of 20 frames with the port not taken; the check below would prove nothing", d)
+	}
+	// With it, the ring still gets every frame and the kernel none.
+	taken := openT(t, nsB, AFPacketConfig{Name: "eth0", Queues: 1, RingFrames: 64, TakeIngress: true})
+	if err := taken.(IngressTaker).TakeErr(); err != nil {
+		t.Skipf("this kernel cannot attach the TCX program: %v", err)
+	}
+	before = ipInReceives(t, nsB)
+	send(20)
+	if got := count(taken.Queue(0), 20); got != 20 {
+		t.Errorf("taken ring got %d of 20 frames", got)
+	}
+	if d := ipInReceives(t, nsB) - before; d != 0 {
+		t.Errorf("kernel received %d frames on a taken port", d)
+	}
+	// Closing the link gives the port back.
+	taken.Close()
+	before = ipInReceives(t, nsB)
+	send(20)
+	count(b.Queue(0), 20)
+	if d := ipInReceives(t, nsB) - before; d < 20 {
+		t.Errorf("kernel received %d of 20 frames after the taken link closed", d)
+	}
 }

@@ -74,3 +74,9 @@ type Link interface {
 	SendControl(frame []byte) error
 	Close() error
 }
+
+// IngressTaker is a Link that can keep the frames it receives from the
+// kernel's own stack. TakeErr is nil when it does, or says why not.
+type IngressTaker interface {
+	TakeErr() error
+}

@@ -135,7 +135,7 @@ step "$A" ping -c 3 -i 0.2 -W 1 192.0.2.1
 step "$A" ping -c 3 -i 0.2 -W 1 198.51.100.1
 
 heading "traceroute A -> B (hop 1 is ferry)"
-step "$A" traceroute -n -q1 -w1 198.51.100.2
+step "$A" traceroute -n -q1 -w1 -N1 198.51.100.2
 
 heading "ping an unrouted address (ferry answers: net unreachable)"
 printf '%s$ %s%s\n' "$B1" "ping -c 2 -W 1 203.0.113.77" "$B0"
