@@ -125,3 +125,17 @@ func TestModeIOOnlyNeedsTwoPorts(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestKernelRx(t *testing.T) {
+	cfg, err := Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nkernel_rx = true", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Interfaces[0].KernelRx || !cfg.Interfaces[1].KernelRx {
+		t.Errorf("kernel_rx: got %v, %v; want false (the default), true", cfg.Interfaces[0].KernelRx, cfg.Interfaces[1].KernelRx)
+	}
+	_, err = Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nkernel_rx = \"yes\"", 1)))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:13") || !strings.Contains(err.Error(), "kernel_rx") {
+		t.Errorf("kernel_rx as a string: got %v, want an error naming line 13 and the key", err)
+	}
+}

@@ -110,8 +110,13 @@ func charts(rs []result, dir string) error {
 		[]series{{"", func(r result) float64 { return med(r.routerNs) }}}); err != nil {
 		return err
 	}
-	if err := draw("latency.png", "Ping RTT through the router", "µs", latNames,
-		[]series{{"p50", func(r result) float64 { return r.rttP50 * 1000 }}, {"p99", func(r result) float64 { return r.rttP99 * 1000 }}}); err != nil {
+	// p50 and p99 differ by 10-100x here, so each gets its own scale.
+	if err := draw("latency-p50.png", "RTT through the router, median", "µs", latNames,
+		[]series{{"p50", func(r result) float64 { return r.rttP50 * 1000 }}}); err != nil {
+		return fmt.Errorf("latency chart: %w", err)
+	}
+	if err := draw("latency-p99.png", "RTT through the router, 99th percentile", "µs", latNames,
+		[]series{{"p99", func(r result) float64 { return r.rttP99 * 1000 }}}); err != nil {
 		return fmt.Errorf("latency chart: %w", err)
 	}
 	return nil

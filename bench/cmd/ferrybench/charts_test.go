@@ -20,7 +20,7 @@ func TestChartsDrawEveryFigure(t *testing.T) {
 	if err := charts(rs, dir); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"delivered.png", "cpu.png", "latency.png"} {
+	for _, name := range []string{"delivered.png", "cpu.png", "latency-p50.png", "latency-p99.png"} {
 		f, err := os.Open(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)
