@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -176,11 +177,18 @@ func run() error {
 	// One lab per contender: a lab names its namespaces after the rig's
 	// roles (a, r, b), so each rig needs a lab of its own.
 	var labs []*lab.Lab
-	defer func() {
-		for _, l := range labs {
-			l.Close()
-		}
-	}()
+	// One cleanup, whoever gets there first: a signal makes the running
+	// trial fail (its namespaces vanish), and run's return must then wait
+	// for the signal handler to finish, not exit halfway through it.
+	var cleanup sync.Once
+	removeLabs := func() {
+		cleanup.Do(func() {
+			for _, l := range labs {
+				l.Close()
+			}
+		})
+	}
+	defer removeLabs()
 	for range 3 {
 		l, err := lab.New()
 		if err != nil {
@@ -193,9 +201,7 @@ func run() error {
 	go func() {
 		s := <-sig
 		fmt.Fprintf(os.Stderr, "ferrybench: %v: removing the namespaces\n", s)
-		for _, l := range labs {
-			l.Close()
-		}
+		removeLabs()
 		os.Exit(130)
 	}()
 	ctx := context.Background()
