@@ -519,39 +519,7 @@ func TestConcurrentReaders(t *testing.T) {
 		with("10.1.0.0/16", 4, 5),
 		with("10.1.2.192/26", 5, 0),
 	}
-	in := make([]bool, len(routes))
-	iters := 2000
-	if testing.Short() {
-		iters = 500
-	}
-	for range iters {
-		i := rng.IntN(len(routes) + 1)
-		if i == len(routes) && rng.IntN(8) == 0 {
-			var set []Route
-			set = append(set, base)
-			for j := range routes {
-				in[j] = rng.IntN(2) == 0
-				if in[j] {
-					set = append(set, routes[j])
-				}
-			}
-			if err := f.Replace(set); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		i %= len(routes)
-		var err error
-		if in[i] {
-			err = f.Delete(routes[i])
-		} else {
-			err = f.Add(routes[i])
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		in[i] = !in[i]
-	}
+	churn(t, f, rng, base, routes)
 	stop.Store(true)
 	wg.Wait()
 	close(errc)
@@ -718,4 +686,42 @@ func TestFullTable(t *testing.T) {
 		r.del(rs[i].Prefix, rs[i].Metric)
 	}
 	check(t, f, r, addrs)
+}
+
+// churn is the writer side of the concurrency tests: random adds and
+// deletes of routes, and now and then a Replace with a random subset,
+// always keeping base.
+func churn(t *testing.T, f *FIB, rng *rand.Rand, base Route, routes []Route) {
+	t.Helper()
+	in := make([]bool, len(routes))
+	iters := 2000
+	if testing.Short() {
+		iters = 500
+	}
+	for range iters {
+		i := rng.IntN(len(routes) + 1)
+		if i == len(routes) && rng.IntN(8) == 0 {
+			set := []Route{base}
+			for j := range routes {
+				if in[j] = rng.IntN(2) == 0; in[j] {
+					set = append(set, routes[j])
+				}
+			}
+			if err := f.Replace(set); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		i %= len(routes)
+		var err error
+		if in[i] {
+			err = f.Delete(routes[i])
+		} else {
+			err = f.Add(routes[i])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[i] = !in[i]
+	}
 }

@@ -136,18 +136,7 @@ func TestRandom6AgainstReference(t *testing.T) {
 			if err := f.Delete(Route{Prefix: rt.Prefix, Metric: rt.Metric, Dev: -1}); err != nil {
 				t.Fatalf("step %d: Delete(%v): %v", step, rt, err)
 			}
-			rs := r[rt.Prefix]
-			for j := range rs {
-				if rs[j].Metric == rt.Metric {
-					rs = append(rs[:j:j], rs[j+1:]...)
-					break
-				}
-			}
-			if len(rs) == 0 {
-				delete(r, rt.Prefix)
-			} else {
-				r[rt.Prefix] = rs
-			}
+			refDelete(r, rt)
 			live = append(live[:i], live[i+1:]...)
 		default:
 			if err := f.Replace(live); err != nil {
@@ -385,18 +374,7 @@ func TestTrie6Random(t *testing.T) {
 			if err := f.Delete(rt); err != nil {
 				t.Fatalf("step %d: Delete(%v): %v", step, rt, err)
 			}
-			rs := r[rt.Prefix]
-			for j := range rs {
-				if rs[j].Metric == rt.Metric {
-					rs = append(rs[:j:j], rs[j+1:]...)
-					break
-				}
-			}
-			if len(rs) == 0 {
-				delete(r, rt.Prefix)
-			} else {
-				r[rt.Prefix] = rs
-			}
+			refDelete(r, rt)
 			live = append(live[:i], live[i+1:]...)
 		default:
 			if err := f.Replace(live); err != nil {
@@ -508,37 +486,7 @@ func TestConcurrentReaders6(t *testing.T) {
 		}()
 	}
 	rng := rand.New(rand.NewPCG(15, 16))
-	in := make([]bool, len(routes))
-	iters := 2000
-	if testing.Short() {
-		iters = 500
-	}
-	for range iters {
-		i := rng.IntN(len(routes) + 1)
-		if i == len(routes) && rng.IntN(8) == 0 {
-			set := []Route{base}
-			for j := range routes {
-				if in[j] = rng.IntN(2) == 0; in[j] {
-					set = append(set, routes[j])
-				}
-			}
-			if err := f.Replace(set); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		i %= len(routes)
-		var err error
-		if in[i] {
-			err = f.Delete(routes[i])
-		} else {
-			err = f.Add(routes[i])
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		in[i] = !in[i]
-	}
+	churn(t, f, rng, base, routes)
 	stop.Store(true)
 	wg.Wait()
 	close(errc)
@@ -546,4 +494,20 @@ func TestConcurrentReaders6(t *testing.T) {
 		t.Error(e)
 	}
 	t.Logf("%d concurrent lookups", lookups.Load())
+}
+
+// refDelete removes rt (by prefix and metric) from the reference model.
+func refDelete(r map[netip.Prefix][]Route, rt Route) {
+	rs := r[rt.Prefix]
+	for j := range rs {
+		if rs[j].Metric == rt.Metric {
+			rs = append(rs[:j:j], rs[j+1:]...)
+			break
+		}
+	}
+	if len(rs) == 0 {
+		delete(r, rt.Prefix)
+	} else {
+		r[rt.Prefix] = rs
+	}
 }
