@@ -38,6 +38,7 @@ type worker struct {
 	hookVec []*Packet   // packets at the hook point being run
 
 	now  time.Time
+	poll pollMode
 	ipID uint16
 	rl   rateLimiter
 	ctr  *workerCounters
@@ -108,7 +109,7 @@ func (w *worker) run() {
 				continue
 			}
 			w.now = time.Now()
-			if w.r.busyPoll > 0 && w.now.Sub(lastFrame) < w.r.busyPoll {
+			if !w.poll.maySleep(w.now, lastFrame, w.r.busyPoll) {
 				continue
 			}
 			w.wait(100 * time.Millisecond)
@@ -116,6 +117,7 @@ func (w *worker) run() {
 		} else {
 			spins = 0
 			w.now = time.Now()
+			w.poll.add(w.now, len(w.vec))
 			lastFrame = w.now
 			if w.r.ioOnly {
 				w.xconnect()
