@@ -5,10 +5,11 @@ import "time"
 // Under load a sleep costs more than it saves. Waking a worker from
 // poll(2) takes tens of µs on a VM and, now and then, over a millisecond,
 // while a 256-slot RX ring holds under a millisecond of traffic at a few
-// hundred kpps: a paced 288 kpps stream (bursts every 220 µs, longer than
-// busy_poll_us) made the worker sleep 567 times in 6 s and the kernel drop
-// 19% of the frames for a full ring, at well under half of ferryd's
-// capacity. So, as VPP's adaptive mode switches an interface to polling
+// hundred kpps. A paced 288 kpps stream (bursts every 220 µs, longer than
+// busy_poll_us; about two thirds of ferryd's capacity on the bench rig)
+// made the worker sleep about 2,000 times in 5 s; polling under load cut
+// that to about 30 and the kernel's full-ring drops by a quarter (58-60k
+// to 41-47k). So, as VPP's adaptive mode switches an interface to polling
 // under load, a worker that forwarded at least pollAbovePPS in its last
 // window does not sleep at all; below that it sleeps after busy_poll_us
 // of silence, which keeps an idle router idle.
