@@ -62,7 +62,17 @@ type Interface struct {
 	// there and would only parse, route and drop every frame a second time
 	// (see iface/ingress_linux.go for what that costs).
 	KernelRx bool
-	Line     int // line in the config file where this interface is declared
+	// IPv4 settings named and defaulted as Linux's net.ipv4.conf.<dev>.*:
+	// AcceptSourceRoute forwards source-routed packets (default false:
+	// dropped); BCForwarding forwards directed broadcasts that arrive on
+	// this port (default false); SendRedirects sends ICMP redirects to
+	// hosts on this port (the loader's default is true); RPFilter is 0
+	// (off, the default), 1 (strict) or 2 (loose).
+	AcceptSourceRoute bool
+	BCForwarding      bool
+	SendRedirects     bool
+	RPFilter          int
+	Line              int // line in the config file where this interface is declared
 }
 
 // Route is a static route.

@@ -46,6 +46,11 @@ type rawFile struct {
 		MTU       int      `toml:"mtu"`
 		MAC       string   `toml:"mac"`
 		KernelRx  bool     `toml:"kernel_rx"`
+		// Per-port IPv4 settings: pointers so that absent means default.
+		AcceptSourceRoute *bool `toml:"accept_source_route"`
+		BCForwarding      *bool `toml:"bc_forwarding"`
+		SendRedirects     *bool `toml:"send_redirects"`
+		RPFilter          *int  `toml:"rp_filter"`
 	} `toml:"interface"`
 	Table    []rawTable `toml:"table"`
 	Route    []rawRoute `toml:"route"`
@@ -344,6 +349,23 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 		}
 		if ri.MTU != 0 && (ri.MTU < 68 || ri.MTU > 65535) {
 			c.bad(t+".mtu", "%d is out of range 68..65535", ri.MTU)
+		}
+		ifc.SendRedirects = true // Linux's default, RFC 1812 5.2.7.2
+		if ri.SendRedirects != nil {
+			ifc.SendRedirects = *ri.SendRedirects
+		}
+		if ri.AcceptSourceRoute != nil {
+			ifc.AcceptSourceRoute = *ri.AcceptSourceRoute
+		}
+		if ri.BCForwarding != nil {
+			ifc.BCForwarding = *ri.BCForwarding
+		}
+		if ri.RPFilter != nil {
+			if v := *ri.RPFilter; v < 0 || v > 2 {
+				c.bad(t+".rp_filter", "%d is not a mode: 0 (off), 1 (strict) or 2 (loose), as Linux's rp_filter", v)
+			} else {
+				ifc.RPFilter = v
+			}
 		}
 		if ri.MAC != "" {
 			if mac, err := unicastMAC(ri.MAC); err != nil {

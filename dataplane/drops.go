@@ -33,9 +33,9 @@ const (
 	// local delivery
 	DropICMPBadChecksum  // echo request whose ICMP checksum does not verify
 	DropLocalPort        // UDP to ferry itself; ICMP port unreachable sent
-	DropLocalProtocol    // TCP or other protocol to ferry itself (no sockets)
+	DropLocalProtocol    // protocol to ferry itself that it does not speak, or a TCP RST to it
 	DropLocalICMPIgnored // ICMP to ferry that is not an echo request
-	DropLocalFragment    // fragment addressed to ferry: it does not reassemble
+	DropLocalFragment    // no longer used: fragments to ferry are reassembled (kept so numbers stay)
 	// forward
 	DropTTLExceeded // TTL <= 1; ICMP time exceeded sent
 	DropFragNeeded  // DF set and larger than the egress MTU; ICMP frag needed sent
@@ -55,6 +55,18 @@ const (
 	DropTruncatedRx  // frame truncated by the ring (larger than a slot)
 	// io-only mode (a benchmark floor)
 	DropXconnectNoNeighbor // io-only: no static neighbour on the egress port to address the frame to
+	// IPv4 router requirements (options, broadcasts, rp_filter, reassembly)
+	DropIPBadOptions      // malformed IPv4 options; ICMP parameter problem sent
+	DropSourceRoute       // loose or strict source route on a port without accept_source_route
+	DropSourceRouteFailed // strict source route whose next address is not a neighbour; ICMP sent
+	DropDirectedBroadcast // to the broadcast address of another connected network (bc_forwarding off)
+	DropRPFilter          // source fails the ingress port's reverse-path filter
+	DropLocalTCPClosed    // TCP segment to ferry (no TCP ports are open); RST sent
+	DropTCPResetLimited   // RST to a closed port not sent: rate limit
+	DropReasmTimeout      // fragments to ferry not completed within 30 s; ICMP time exceeded sent if the first came
+	DropReasmOverlap      // fragment overlapping another of its datagram: the whole datagram is dropped
+	DropReasmNoMemory     // fragment to ferry with every reassembly buffer busy
+	DropReasmMalformed    // fragment to ferry with a bad length or offset
 
 	numDrops
 )
@@ -99,6 +111,17 @@ var dropNames = [numDrops]string{
 	DropKernelRxRing:       "rx_ring_full",
 	DropTruncatedRx:        "rx_truncated",
 	DropXconnectNoNeighbor: "xconnect_no_neighbor",
+	DropIPBadOptions:       "ip_bad_options",
+	DropSourceRoute:        "source_route",
+	DropSourceRouteFailed:  "source_route_failed",
+	DropDirectedBroadcast:  "directed_broadcast",
+	DropRPFilter:           "rp_filter",
+	DropLocalTCPClosed:     "local_tcp_closed",
+	DropTCPResetLimited:    "tcp_reset_ratelimited",
+	DropReasmTimeout:       "reassembly_timeout",
+	DropReasmOverlap:       "reassembly_overlap",
+	DropReasmNoMemory:      "reassembly_no_memory",
+	DropReasmMalformed:     "reassembly_malformed",
 }
 
 func (d Drop) String() string {

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"encoding/binary"
 
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
 	"github.com/ferry-router/ferry/iface"
 )
 
@@ -19,6 +21,9 @@ func (w *worker) forward() {
 			w.icmpError(p, icmpTimeExceeded, icmpTTLExceeded, 0, DropTTLExceeded)
 			continue
 		}
+		if p.out == p.in {
+			w.redirect(p) // before the MTU check and TTL decrement, as Linux
+		}
 		if !w.checkMTU(p, ip) {
 			continue
 		}
@@ -26,6 +31,9 @@ func (w *worker) forward() {
 		// The TTL shares a 16-bit word with the protocol (RFC 1624 section 4).
 		old := uint16(ip[8]+1)<<8 | uint16(ip[9])
 		binary.BigEndian.PutUint16(ip[10:], csumUpdate16(binary.BigEndian.Uint16(ip[10:]), old, old-0x100))
+		if p.flags&flagOptions != 0 {
+			w.forwardOptions(p, header.IPv4(ip))
+		}
 	}
 	w.hook(stageForward, w.r.hooks.Forward)
 }

@@ -10,17 +10,22 @@ import (
 
 // ICMPv4 types and codes ferry sends (RFC 792, RFC 1812).
 const (
-	icmpEchoReply        = 0
-	icmpDestUnreachable  = 3
-	icmpEchoRequest      = 8
-	icmpTimeExceeded     = 11
-	icmpNetUnreachable   = 0
-	icmpHostUnreachable  = 1
-	icmpProtoUnreachable = 2
-	icmpPortUnreachable  = 3
-	icmpFragNeeded       = 4
-	icmpAdminProhibited  = 13 // RFC 1812 5.2.7.1: communication administratively prohibited
-	icmpTTLExceeded      = 0
+	icmpEchoReply         = 0
+	icmpDestUnreachable   = 3
+	icmpEchoRequest       = 8
+	icmpRedirect          = 5
+	icmpTimeExceeded      = 11
+	icmpParamProblem      = 12
+	icmpNetUnreachable    = 0
+	icmpHostUnreachable   = 1
+	icmpProtoUnreachable  = 2
+	icmpPortUnreachable   = 3
+	icmpFragNeeded        = 4
+	icmpSourceRouteFailed = 5
+	icmpAdminProhibited   = 13 // RFC 1812 5.2.7.1: communication administratively prohibited
+	icmpTTLExceeded       = 0
+	icmpReasmTimeout      = 1 // time exceeded: fragment reassembly
+	icmpRedirectHost      = 1
 
 	icmpHdrLen = 8
 	// RFC 1812 4.3.2.3: an error should quote as much of the original as
@@ -35,13 +40,16 @@ func isICMPError(t byte) bool {
 
 // icmpError counts p as dropped for reason and, unless the rules forbid it,
 // turns it in place into the ICMP error (typ, code) to its source, routed
-// and sent on to postrouting as ferry's own packet. mtu is the next-hop MTU
-// for "fragmentation needed".
+// and sent on to postrouting as ferry's own packet. info is the next-hop
+// MTU for "fragmentation needed" and the pointer for "parameter problem".
 //
-// The error is sourced from the address of the interface the packet came in
-// on, so that traceroute shows the hop the sender knows.
-func (w *worker) icmpError(p *Packet, typ, code byte, mtu int, reason Drop) {
-	if p.in >= 0 {
+// An error about a packet addressed to ferry comes from the address it was
+// sent to (RFC 1122 3.2.2, RFC 1812 4.3.2.4), so traceroute to any of
+// ferry's addresses ends on that address; any other error comes from the
+// address of the interface the packet came in on, so that traceroute shows
+// the hop the sender knows.
+func (w *worker) icmpError(p *Packet, typ, code byte, info int, reason Drop) {
+	if p.in >= 0 && reason != DropNone {
 		w.ctr.ports[p.in].drops[reason].Add(1)
 	}
 	ip := p.buf[p.l3 : p.off+p.n]
@@ -55,13 +63,17 @@ func (w *worker) icmpError(p *Packet, typ, code byte, mtu int, reason Drop) {
 		return
 	}
 	src := binary.BigEndian.Uint32(ip[12:])
-	limited := !(typ == icmpDestUnreachable && code == icmpFragNeeded)
+	// Path MTU discovery needs every "fragmentation needed"; redirects
+	// have their own limiter (redirect.go).
+	limited := !(typ == icmpDestUnreachable && code == icmpFragNeeded) && typ != icmpRedirect
 	if limited && !w.rl.allow(src, w.now) {
 		p.Drop(DropICMPRateLimited)
 		return
 	}
 	var from uint32
-	if p.in >= 0 {
+	if dst := binary.BigEndian.Uint32(ip[16:]); isOneOf(dst, w.r.ours) {
+		from = dst
+	} else if p.in >= 0 {
 		from = w.r.ports[p.in].sourceFor(src)
 	}
 
@@ -92,8 +104,13 @@ func (w *worker) icmpError(p *Packet, typ, code byte, mtu int, reason Drop) {
 	m := p.buf[l3+ipv4MinHdr : l3+total]
 	m[0], m[1], m[2], m[3] = typ, code, 0, 0
 	binary.BigEndian.PutUint32(m[4:], 0)
-	if typ == icmpDestUnreachable && code == icmpFragNeeded {
-		binary.BigEndian.PutUint16(m[6:], uint16(mtu)) // RFC 1191 section 4
+	switch {
+	case typ == icmpDestUnreachable && code == icmpFragNeeded:
+		binary.BigEndian.PutUint16(m[6:], uint16(info)) // RFC 1191 section 4
+	case typ == icmpParamProblem:
+		m[4] = byte(info) // RFC 792: the octet where the error was found
+	case typ == icmpRedirect:
+		binary.BigEndian.PutUint32(m[4:], uint32(info)) // the gateway to use
 	}
 	binary.BigEndian.PutUint16(m[2:], ^checksum.Checksum(m, 0))
 

@@ -3,17 +3,19 @@ package dataplane
 import (
 	"encoding/binary"
 
-	"github.com/ferry-router/ferry/iface"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/ferry-router/ferry/iface"
 )
 
 // input is the validation gate: after it, every live packet is either ARP
 // (next: arp) or an IPv4 packet whose header fields can be read unchecked
 // (next: prerouting), trimmed to its total length.
 //
-// IPv4 options are forwarded untouched (ferry neither acts on nor strips
-// them, as RFC 7126 allows a router to do); they are copied into fragments
-// by their copy flag and quoted in ICMP errors.
+// A header with options is checked here too (options.go): malformed
+// options are answered with a parameter problem, source routes dropped
+// unless the port accepts them. Packets without options pay one compare.
 func (w *worker) input() {
 	for _, p := range w.vec {
 		if p.next != stageInput {
@@ -95,6 +97,9 @@ func (w *worker) inputIPv4(p *Packet, l2multicast bool) {
 		// directed broadcast on the ingress network: ferry routes none of
 		// them (RFC 1812 5.3.5 lets directed broadcast forwarding be off).
 		p.Drop(DropBroadcast)
+		return
+	}
+	if ihl > ipv4MinHdr && !w.inputOptions(p, header.IPv4(ip[:ihl])) {
 		return
 	}
 	p.next = stagePrerouting

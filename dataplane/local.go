@@ -13,27 +13,30 @@ const (
 )
 
 // local handles packets addressed to one of ferry's own addresses. Ferry
-// has no sockets: it answers pings, tells UDP senders (traceroute) that the
-// port is unreachable, and drops the rest with a reason.
+// has no sockets: it reassembles fragments (reassemble.go), answers pings,
+// tells UDP senders (traceroute) that the port is unreachable, resets TCP
+// connection attempts (tcpreset.go), and drops the rest with a reason.
+// (The filter's input chain, when it exists, runs before this stage and
+// may drop what would be answered here.)
 func (w *worker) local() {
+	w.reasmExpire()
 	for _, p := range w.vec {
 		if p.next != stageLocal {
 			continue
 		}
 		w.ctr.local.Add(1)
-		ip := p.buf[p.l3 : p.off+p.n]
-		ihl := int(ip[0]&0xf) * 4
-		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {
-			p.Drop(DropLocalFragment)
+		if binary.BigEndian.Uint16(p.buf[p.l3+6:])&0x3fff != 0 && !w.reassemble(p) {
 			continue
 		}
+		ip := p.buf[p.l3 : p.off+p.n]
+		ihl := int(ip[0]&0xf) * 4
 		switch ip[9] {
 		case protoICMP:
 			w.echo(p, ip, ihl)
 		case protoUDP:
 			w.icmpError(p, icmpDestUnreachable, icmpPortUnreachable, 0, DropLocalPort)
 		case protoTCP:
-			p.Drop(DropLocalProtocol)
+			w.tcpReset(p, ip, ihl)
 		default:
 			w.icmpError(p, icmpDestUnreachable, icmpProtoUnreachable, 0, DropLocalProtocol)
 		}

@@ -54,6 +54,13 @@ const (
 	flagMACSet
 	// flagSpare: the buffer comes from the worker's spare pool.
 	flagSpare
+	// flagOptions: the header carries options that input checked.
+	flagOptions
+	// flagSourceRoute: a loose or strict source route (never redirected).
+	flagSourceRoute
+	// flagSRHit: ferry took the destination from the source route; forward
+	// records its egress address in the slot it came from.
+	flagSRHit
 )
 
 // Frame is the link-layer frame.

@@ -122,8 +122,14 @@ func TestICMPErrors(t *testing.T) {
 			if typ != tc.typ || code != tc.code {
 				t.Errorf("ICMP %d/%d, want %d/%d", typ, code, tc.typ, tc.code)
 			}
-			if src != ipR0 {
-				t.Errorf("error sourced from %v, want ingress address %v", src, ipR0)
+			// An error about a packet to ferry comes from the address it
+			// was sent to (RFC 1812 4.3.2.4); others from the ingress port's.
+			want := ipR0
+			if tc.spec.dst == ipR1 {
+				want = ipR1
+			}
+			if src != want {
+				t.Errorf("error sourced from %v, want %v", src, want)
 			}
 			if got := binary.BigEndian.Uint16(m[6:]); got != tc.mtu {
 				t.Errorf("next-hop MTU %d, want %d", got, tc.mtu)

@@ -43,6 +43,10 @@ func (w *worker) route() {
 		if h != nil && h.Multi != nil {
 			h = h.Pick(w.flowHash(p))
 		}
+		if w.r.rpFilterAny && w.r.ports[p.in].rpFilter != 0 && !w.rpFilterPass(p) {
+			p.Drop(DropRPFilter)
+			continue
+		}
 		w.applyRoute(p, dst, h)
 	}
 }
@@ -77,9 +81,15 @@ func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
 		p.nh = h.Gateway
 		if p.nh == 0 {
 			p.nh = dst
+			if w.r.ports[h.Dev].isBroadcast(dst) && !w.directedBroadcast(p) {
+				return
+			}
 		}
 		p.next = stageForward
 	case fib.Local:
+		if p.flags&flagSourceRoute != 0 && w.sourceRoute(p, 0) {
+			return
+		}
 		p.hop = h
 		p.next = stageLocal
 	case fib.Blackhole:
@@ -101,17 +111,8 @@ func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
 // there is no unicast route back. Rules see it as Linux sees its own
 // packets: from no input interface.
 func (w *worker) routeLocal(p *Packet) bool {
-	ip := p.buf[p.l3:]
-	dst := binary.BigEndian.Uint32(ip[16:])
-	var h *fib.NextHop
-	if w.r.policyActive.Load() {
-		h = w.r.policy.Lookup4(fib.Flow4{Src: binary.BigEndian.Uint32(ip[12:]), Dst: dst, IIf: -1, Mark: p.mark})
-	} else {
-		h = w.r.fib.Lookup4(dst)
-	}
-	if h != nil && h.Multi != nil {
-		h = h.Pick(w.flowHash(p))
-	}
+	dst := binary.BigEndian.Uint32(p.buf[p.l3+16:])
+	h := w.lookupOne(p, dst, -1)
 	if h == nil || h.Type != fib.Unicast {
 		return false
 	}
@@ -123,4 +124,20 @@ func (w *worker) routeLocal(p *Packet) bool {
 	p.flags |= flagLocalOrigin
 	p.next = stagePostrouting
 	return true
+}
+
+// lookupOne routes one packet to dst as if it came in on port iif (-1:
+// ferry's own), through the rules when there are any, choosing the ECMP
+// member for its flow.
+func (w *worker) lookupOne(p *Packet, dst uint32, iif int) *fib.NextHop {
+	var h *fib.NextHop
+	if w.r.policyActive.Load() {
+		h = w.r.policy.Lookup4(fib.Flow4{Src: binary.BigEndian.Uint32(p.buf[p.l3+12:]), Dst: dst, IIf: iif, Mark: p.mark})
+	} else {
+		h = w.r.fib.Lookup4(dst)
+	}
+	if h != nil && h.Multi != nil {
+		h = h.Pick(w.flowHash(p))
+	}
+	return h
 }

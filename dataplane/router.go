@@ -28,11 +28,15 @@ type Router struct {
 	policy       *fib.Policy
 	policyActive atomic.Bool
 	hashSeed     uint32 // ECMP flow hash seed, per router as Linux's is per namespace
-	cfg          *config.Config
-	ctlMu        sync.Mutex // serialises route and rule changes
-	neigh        *neigh.Table
-	hooks        Hooks
-	batch        int
+	// ours lists ferry's own addresses (Timestamp flag 3, ICMP sources).
+	ours []uint32
+	// rpFilterAny: some port has rp_filter set.
+	rpFilterAny bool
+	cfg         *config.Config
+	ctlMu       sync.Mutex // serialises route and rule changes
+	neigh       *neigh.Table
+	hooks       Hooks
+	batch       int
 	// busyPoll: how long workers spin on empty rings before sleeping.
 	busyPoll time.Duration
 	// ioOnly: the benchmark floor, see config.Dataplane.Mode and ioonly.go.
@@ -40,8 +44,9 @@ type Router struct {
 	xmac   [2][6]byte // io-only: destination MAC out of each port
 	xok    [2]bool
 
-	workers []*worker
-	ctl     *worker // the control goroutine's own pipeline (ICMP for failed ARP)
+	workers  []*worker
+	nWorkers int     // how many workers share the reassembly memory
+	ctl      *worker // the control goroutine's own pipeline (ICMP for failed ARP)
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup
@@ -58,8 +63,15 @@ type port struct {
 	mac   [6]byte
 	mtu   int
 	addrs []netip.Prefix
+	bcast []uint32 // directed broadcast addresses of addrs
 	up    atomic.Bool
 	gone  atomic.Bool
+
+	// The per-port IPv4 settings, as Linux's net.ipv4.conf.<dev>.* sysctls.
+	acceptSourceRoute bool
+	bcForwarding      bool
+	sendRedirects     bool
+	rpFilter          uint8 // 0 off, 1 strict, 2 loose
 }
 
 // Options adjust how a Router is built.
@@ -103,7 +115,14 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 			r.closeLinks()
 			return nil, fmt.Errorf("interface %s: %d queues for %d workers", ifc.Name, l.NumQueues(), workers)
 		}
-		p := &port{idx: i, name: ifc.Name, kind: ifc.Kind, link: l, mtu: l.MTU(), addrs: ifc.Addresses}
+		p := &port{idx: i, name: ifc.Name, kind: ifc.Kind, link: l, mtu: l.MTU(), addrs: ifc.Addresses,
+			acceptSourceRoute: ifc.AcceptSourceRoute, bcForwarding: ifc.BCForwarding,
+			sendRedirects: ifc.SendRedirects, rpFilter: uint8(ifc.RPFilter)}
+		p.bcast = p.broadcasts()
+		r.rpFilterAny = r.rpFilterAny || p.rpFilter != 0
+		for _, a := range p.addrs {
+			r.ours = append(r.ours, ip4(a.Addr()))
+		}
 		copy(p.mac[:], l.MAC())
 		if ifc.MAC != nil {
 			copy(p.mac[:], ifc.MAC)
@@ -122,6 +141,7 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		r.closeLinks()
 		return nil, err
 	}
+	r.nWorkers = workers
 	for id := 0; id < workers; id++ {
 		qs := make([]iface.Queue, len(r.ports))
 		for pi, p := range r.ports {
@@ -378,14 +398,4 @@ func (p *port) sourceFor(dst uint32) uint32 {
 }
 
 // isBroadcast: the directed broadcast address of one of the port's networks.
-func (p *port) isBroadcast(ip uint32) bool {
-	for _, a := range p.addrs {
-		if bits := a.Bits(); bits <= 30 {
-			host := ^uint32(0) >> bits
-			if ip&^host == ip4(a.Addr())&^host && ip&host == host {
-				return true
-			}
-		}
-	}
-	return false
-}
+func (p *port) isBroadcast(ip uint32) bool { return isOneOf(ip, p.bcast) }

@@ -41,6 +41,8 @@ type worker struct {
 	poll pollMode
 	ipID uint16
 	rl   rateLimiter
+	rd   redirectLimiter
+	ra   reassembler
 	ctr  *workerCounters
 	next int // port to read first, rotated for fairness
 
@@ -70,6 +72,7 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 		ipID:       uint16(id) << 12,
 	}
 	w.rl.init()
+	w.ra.init(r.nWorkers, id)
 	for i := range w.rx {
 		w.rx[i].buf = make([]byte, bufSize)
 		w.bufs[i] = w.rx[i].buf
@@ -109,6 +112,7 @@ func (w *worker) run() {
 				continue
 			}
 			w.now = time.Now()
+			w.reasmIdle() // reassembly deadlines pass without traffic too
 			if !w.poll.maySleep(w.now, lastFrame, w.r.busyPoll) {
 				continue
 			}

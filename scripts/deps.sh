@@ -12,7 +12,9 @@ packages=(
 	iputils-tracepath # tracepath (PMTU discovery)
 	traceroute        # traceroute -n -q1
 	iperf3            # TCP/UDP throughput through the router
-	tcpdump           # debugging captures
+	tcpdump           # debugging captures; e2e tests check what went on the wire
+	hping3            # crafted fragments and TCP SYNs in the IPv4 requirements tests
+	nmap              # SYN scan of ferry's closed ports (RST expected)
 	socat             # ad-hoc sockets in the demo and debugging
 	ethtool           # offload inspection on lab interfaces
 	nftables          # the kernel's masquerade and filter contenders in the benchmark
