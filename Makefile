@@ -36,6 +36,8 @@ vet:
 # namespaces and must not compete with each other for the 2 cores.
 test: deps fmt-check vet build
 	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(RACE_PKGS)
+	$(GO) test -run '^$$' -fuzz '^FuzzOptions$$' -fuzztime 10s ./dataplane
+	$(GO) test -run '^$$' -fuzz '^FuzzReassembly$$' -fuzztime 10s ./dataplane
 	$(GO) test -count=1 -p 1 -timeout $(TIMEOUT) ./...
 	@# The benchmark runs once, briefly, so it cannot rot; its figures are
 	@# not judged here (a busy machine would make that a flaky test).
