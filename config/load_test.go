@@ -139,3 +139,28 @@ func TestKernelRx(t *testing.T) {
 		t.Errorf("kernel_rx as a string: got %v, want an error naming line 13 and the key", err)
 	}
 }
+
+func TestIPv4PortSettings(t *testing.T) {
+	cfg, err := Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300",
+		"mtu = 1300\nrp_filter = 1\nsend_redirects = false\naccept_source_route = true\nbc_forwarding = true", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Interfaces[0], cfg.Interfaces[1]
+	// Linux's defaults: redirects on; rp_filter, source routes and
+	// directed broadcast forwarding off.
+	if !a.SendRedirects || a.RPFilter != 0 || a.AcceptSourceRoute || a.BCForwarding {
+		t.Errorf("defaults: %+v", a)
+	}
+	if b.SendRedirects || b.RPFilter != 1 || !b.AcceptSourceRoute || !b.BCForwarding {
+		t.Errorf("set: %+v", b)
+	}
+	_, err = Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nrp_filter = 3", 1)))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:13: interface[1].rp_filter: 3 is not a mode") {
+		t.Errorf("rp_filter = 3: got %v", err)
+	}
+	_, err = Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nsend_redirects = 1", 1)))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:13") || !strings.Contains(err.Error(), "send_redirects") {
+		t.Errorf("send_redirects = 1: got %v", err)
+	}
+}

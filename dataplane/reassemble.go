@@ -47,6 +47,7 @@ const (
 type reassembler struct {
 	slots     []reasmSlot
 	used      int
+	bytes     int       // payload bytes held in all slots
 	nextCheck time.Time // no deadline before this
 }
 
@@ -196,6 +197,7 @@ func (ra *reassembler) add(h header.IPv4, in int, now time.Time) (reasmResult, *
 	}
 	copy(s.data[off:end], h[ihl:ihl+n])
 	s.held += n
+	ra.bytes += n
 	if !more {
 		s.total = end
 	}
@@ -228,6 +230,13 @@ func (ra *reassembler) build(s *reasmSlot, ip []byte) int {
 func (ra *reassembler) release(s *reasmSlot) {
 	s.used = false
 	ra.used--
+	ra.bytes -= s.held
+}
+
+// publish shows the reassembly state to ferryctl (show stats).
+func (w *worker) publishReasm() {
+	w.ctr.reasmDatagrams.Store(int64(w.ra.used))
+	w.ctr.reasmBytes.Store(int64(w.ra.bytes))
 }
 
 // reassemble is local's handling of a fragment: it reports true when p now
@@ -236,6 +245,7 @@ func (ra *reassembler) release(s *reasmSlot) {
 func (w *worker) reassemble(p *Packet) bool {
 	h := header.IPv4(p.buf[p.l3 : p.off+p.n])
 	res, s := w.ra.add(h, p.in, w.now)
+	defer w.publishReasm()
 	switch res {
 	case reasmComplete:
 		n := w.ra.build(s, p.buf[p.l3:])
@@ -294,6 +304,7 @@ func (w *worker) reasmExpire() {
 		w.icmpError(e, icmpTimeExceeded, icmpReasmTimeout, 0, DropReasmTimeout)
 	}
 	ra.nextCheck = next
+	w.publishReasm()
 }
 
 // reasmIdle runs the expiry from the worker's idle loop, where no batch

@@ -24,6 +24,16 @@ type InterfaceStatus struct {
 	TxPackets uint64            `json:"tx_packets"`
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"` // reason -> count; only non-zero reasons
+	IPv4      PortIPv4          `json:"ipv4"`
+}
+
+// PortIPv4 is a port's IPv4 settings, named as Linux's
+// net.ipv4.conf.<dev>.* sysctls.
+type PortIPv4 struct {
+	RPFilter          int  `json:"rp_filter"` // 0 off, 1 strict, 2 loose
+	SendRedirects     bool `json:"send_redirects"`
+	AcceptSourceRoute bool `json:"accept_source_route"`
+	BCForwarding      bool `json:"bc_forwarding"`
 }
 
 // RouteStatus is one row of `ferryctl show routes`.
@@ -65,6 +75,11 @@ type WorkerStatus struct {
 	Drops     map[string]uint64 `json:"drops"`     // reason -> count, all ports
 	Wakeups   uint64            `json:"wakeups"`   // returns from poll(2)
 	AvgBatch  float64           `json:"avg_batch"` // packets per non-empty batch
+	// Reassembly of fragments addressed to ferry: datagrams in progress,
+	// the payload bytes they hold, and the worker's preallocated buffers.
+	ReasmDatagrams int64 `json:"reasm_datagrams"`
+	ReasmBytes     int64 `json:"reasm_bytes"`
+	ReasmLimit     int   `json:"reasm_limit_bytes"`
 }
 
 // Status is the read side of a running router, as the control socket uses it.
@@ -89,6 +104,8 @@ func (r *Router) Interfaces() []InterfaceStatus {
 			Name: p.name, Index: i, Kind: p.kind, MTU: p.mtu, Up: p.up.Load(),
 			MAC:   fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]),
 			Drops: map[string]uint64{},
+			IPv4: PortIPv4{RPFilter: int(p.rpFilter), SendRedirects: p.sendRedirects,
+				AcceptSourceRoute: p.acceptSourceRoute, BCForwarding: p.bcForwarding},
 		}
 		for _, a := range p.addrs {
 			s.Addresses = append(s.Addresses, a.String())
@@ -145,7 +162,9 @@ func (r *Router) Workers() []WorkerStatus {
 		s := WorkerStatus{
 			ID: w.id, Batches: c.batches.Load(), Packets: c.packets.Load(),
 			Forwarded: c.forwarded.Load(), Local: c.local.Load(), Wakeups: c.wakeups.Load(),
-			Drops: map[string]uint64{},
+			Drops:          map[string]uint64{},
+			ReasmDatagrams: c.reasmDatagrams.Load(), ReasmBytes: c.reasmBytes.Load(),
+			ReasmLimit: len(w.ra.slots) * reasmBufSize,
 		}
 		if s.Batches > 0 {
 			s.AvgBatch = float64(s.Packets) / float64(s.Batches)

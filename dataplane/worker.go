@@ -259,6 +259,7 @@ func (w *worker) publishQueueStats() {
 // keep the race detector honest; rx and tx are added once per batch.
 type workerCounters struct {
 	batches, packets, forwarded, local, wakeups atomic.Uint64
+	reasmDatagrams, reasmBytes                  atomic.Int64 // fragments to ferry held now
 	ports                                       []portCounters
 }
 

@@ -216,6 +216,9 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			fmt.Fprintf(tw, "%d: %s\t%s\tmtu %d\t%s\t%s\n", r.Index, r.Name, state, r.MTU, r.MAC, strings.Join(r.Addresses, " "))
 			fmt.Fprintf(tw, "    rx\t%d packets\t%d bytes\n", r.RxPackets, r.RxBytes)
 			fmt.Fprintf(tw, "    tx\t%d packets\t%d bytes\n", r.TxPackets, r.TxBytes)
+			v := r.IPv4
+			fmt.Fprintf(tw, "    ipv4\trp_filter %d\tsend_redirects %d\taccept_source_route %d\tbc_forwarding %d\n",
+				v.RPFilter, b2i(v.SendRedirects), b2i(v.AcceptSourceRoute), b2i(v.BCForwarding))
 			for _, k := range sortedKeys(r.Drops) {
 				fmt.Fprintf(tw, "    drop\t%s\t%d\n", k, r.Drops[k])
 			}
@@ -270,6 +273,11 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%d\t%d\t%d\n", id, r.Batches, r.Packets, r.AvgBatch, r.Forwarded, r.Local, r.Wakeups)
 		}
 		for _, r := range rows {
+			if r.ReasmLimit > 0 {
+				fmt.Fprintf(tw, "  worker %d reassembly\t%d datagrams\t%d bytes\tof %d\n", r.ID, r.ReasmDatagrams, r.ReasmBytes, r.ReasmLimit)
+			}
+		}
+		for _, r := range rows {
 			for _, k := range sortedKeys(r.Drops) {
 				id := fmt.Sprint(r.ID)
 				if r.ID < 0 {
@@ -280,6 +288,14 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 		}
 	}
 	return nil
+}
+
+// b2i prints a switch as Linux's sysctls do.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // routeLine prints a route as `ip route` does.
