@@ -217,7 +217,7 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			fmt.Fprintf(tw, "    rx\t%d packets\t%d bytes\n", r.RxPackets, r.RxBytes)
 			fmt.Fprintf(tw, "    tx\t%d packets\t%d bytes\n", r.TxPackets, r.TxBytes)
 			v := r.IPv4
-			fmt.Fprintf(tw, "    ipv4\trp_filter %d\tsend_redirects %d\taccept_source_route %d\tbc_forwarding %d\n",
+			fmt.Fprintf(tw, "    ipv4\trp_filter %d send_redirects %d accept_source_route %d bc_forwarding %d\n",
 				v.RPFilter, b2i(v.SendRedirects), b2i(v.AcceptSourceRoute), b2i(v.BCForwarding))
 			for _, k := range sortedKeys(r.Drops) {
 				fmt.Fprintf(tw, "    drop\t%s\t%d\n", k, r.Drops[k])

@@ -40,12 +40,13 @@ func ctl(args ...string) (int, string, string) {
 }
 
 func TestShowInterfaces(t *testing.T) {
-	path := serve(t, `{"ok":true,"data":[{"name":"r0","index":0,"mac":"02:00:00:00:01:00","mtu":1500,"up":true,"addresses":["192.0.2.1/24"],"rx_packets":12,"rx_bytes":900,"tx_packets":3,"tx_bytes":200,"drops":{"ttl_exceeded":2,"ip_bad_checksum":1}}]}`)
+	path := serve(t, `{"ok":true,"data":[{"name":"r0","index":0,"mac":"02:00:00:00:01:00","mtu":1500,"up":true,"addresses":["192.0.2.1/24"],"rx_packets":12,"rx_bytes":900,"tx_packets":3,"tx_bytes":200,"drops":{"ttl_exceeded":2,"ip_bad_checksum":1},"ipv4":{"rp_filter":2,"send_redirects":true}}]}`)
 	code, out, _ := ctl("-s", path, "show", "int")
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"0: r0", "UP", "192.0.2.1/24", "12 packets", "drop  ip_bad_checksum  1", "ttl_exceeded"} {
+	for _, want := range []string{"0: r0", "UP", "192.0.2.1/24", "12 packets", "drop  ip_bad_checksum  1", "ttl_exceeded",
+		"ipv4  rp_filter 2 send_redirects 1 accept_source_route 0 bc_forwarding 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
