@@ -8,11 +8,14 @@ package dataplane
 // the list handles the whole batch.
 //
 //	input        Ethernet, ARP/IPv4 demux, IPv4 header validation    input.go
+//	             (and options, when the header has any)              options.go
 //	arp          answer requests for ferry's addresses, learn replies arp.go
 //	prerouting   hook: filter, DNAT                                   hooks.go
 //	route        FIB lookup for the whole batch                        route.go
-//	local        ferry's own addresses: echo reply, port unreachable  local.go
-//	forward      TTL and MTU checks, then hook: filter                forward.go
+//	             rp_filter, directed broadcasts, source routes         rpfilter.go broadcast.go options.go
+//	local        ferry's own addresses: reassembly, echo reply,       local.go reassemble.go
+//	             port unreachable, TCP reset                           tcpreset.go
+//	forward      TTL and MTU checks, redirects, options, hook: filter forward.go redirect.go options.go
 //	postrouting  hook: SNAT, masquerade                               hooks.go
 //	fragment     split packets larger than the egress MTU (DF clear)  fragment.go
 //	neighbour    next hop's MAC, or queue and ARP for it              neighbour.go
