@@ -567,3 +567,26 @@ func FuzzReassembly(f *testing.F) {
 		}
 	})
 }
+
+// RFC 791: the first fragment keeps every option, later ones only those
+// with the copy flag (Router Alert here, not Record Route).
+func TestFragmentsCopyOnlyCopiedOptions(t *testing.T) {
+	g := newRig(t, nil)
+	s := aToB(64, udpPayload(3000))
+	s.options = []byte{0x07, 7, 4, 0, 0, 0, 0, 1, 0x94, 4, 0, 0}
+	g.run(0, s.frame())
+	out := g.sent(1)
+	if len(out) < 3 {
+		t.Fatalf("%d fragments; drops %v", len(out), g.drops(0))
+	}
+	first := checkIPv4(t, out[0])
+	if first[0]&0xf != 8 || first[20] != 0x07 || addr(first[23:]) != ipR1 || first[28] != 0x94 {
+		t.Errorf("first fragment options: % x", first[20:32])
+	}
+	for i, f := range out[1:] {
+		ip := checkIPv4(t, f)
+		if ip[0]&0xf != 6 || !bytes.Equal(ip[20:24], []byte{0x94, 4, 0, 0}) {
+			t.Errorf("fragment %d options: % x", i+1, ip[20:int(ip[0]&0xf)*4])
+		}
+	}
+}
