@@ -46,6 +46,7 @@ type rawFile struct {
 		MTU       int      `toml:"mtu"`
 		MAC       string   `toml:"mac"`
 		KernelRx  bool     `toml:"kernel_rx"`
+		RA        *rawRA   `toml:"ra"`
 	} `toml:"interface"`
 	Table    []rawTable `toml:"table"`
 	Route    []rawRoute `toml:"route"`
@@ -200,6 +201,10 @@ func keyLines(src string) map[string]int {
 			lines[table] = i + 1
 		case strings.HasPrefix(l, "["):
 			table = strings.TrimSpace(strings.Trim(l, "[]"))
+			// [interface.ra] is a sub-table of the last [[interface]].
+			if dot := strings.IndexByte(table, '.'); dot > 0 && counts[table[:dot]] > 0 {
+				table = fmt.Sprintf("%s[%d]%s", table[:dot], counts[table[:dot]]-1, table[dot:])
+			}
 			lines[table] = i + 1
 		default:
 			if eq := strings.Index(l, "="); eq > 0 {
@@ -358,11 +363,12 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 				c.bad(t+".addresses", "%q is not an address with prefix length (like 192.0.2.1/24)", s)
 				continue
 			}
-			if !p.Addr().Is4() {
-				c.bad(t+".addresses", "%s: IPv6 is not supported yet", s)
-				continue
-			}
-			if p.Bits() < 32 && (p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p)) && p.Bits() < 31 {
+			if p.Addr().Is6() {
+				if msg := badAddr6(p); msg != "" {
+					c.bad(t+".addresses", "%s %s", s, msg)
+					continue
+				}
+			} else if p.Bits() < 32 && (p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p)) && p.Bits() < 31 {
 				c.bad(t+".addresses", "%s is the network or broadcast address of its prefix", s)
 				continue
 			}
@@ -372,6 +378,9 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 			}
 			owners[p.Addr()] = t
 			ifc.Addresses = append(ifc.Addresses, p)
+		}
+		if ri.RA != nil {
+			ifc.RA = c.ra(t+".ra", ri.RA, ifc)
 		}
 		cfg.Interfaces = append(cfg.Interfaces, ifc)
 	}
@@ -449,8 +458,8 @@ func (c *checker) neighbors(raw *rawFile, cfg *Config) {
 		t := fmt.Sprintf("neighbor[%d]", i)
 		n := Neighbor{Dev: rn.Dev, Line: c.lines[t]}
 		ip, err := netip.ParseAddr(rn.IP)
-		if err != nil || !ip.Is4() {
-			c.bad(t+".ip", "%q is not an IPv4 address", rn.IP)
+		if err != nil || ip.Zone() != "" || ip.Is4In6() || ip.IsMulticast() || ip.IsUnspecified() {
+			c.bad(t+".ip", "%q is not a unicast IPv4 or IPv6 address", rn.IP)
 			continue
 		}
 		n.IP = ip
@@ -460,6 +469,10 @@ func (c *checker) neighbors(raw *rawFile, cfg *Config) {
 			continue
 		}
 		n.MAC = mac
+		if rn.Dev == "" && ip.IsLinkLocalUnicast() {
+			c.bad(t+".dev", "missing: a link-local neighbour needs its interface")
+			continue
+		}
 		if rn.Dev == "" {
 			dev, ok := connected(cfg, ip, "")
 			if !ok {
