@@ -8,8 +8,9 @@ import (
 )
 
 // input is the validation gate: after it, every live packet is either ARP
-// (next: arp) or an IPv4 packet whose header fields can be read unchecked
-// (next: prerouting), trimmed to its total length.
+// (next: arp), Neighbor Discovery (next: nd), or an IPv4 or IPv6 packet
+// whose header fields can be read unchecked (next: prerouting), trimmed to
+// its total length. IPv6 is checked in input6.go.
 //
 // IPv4 options are forwarded untouched (ferry neither acts on nor strips
 // them, as RFC 7126 allows a router to do); they are copied into fragments
@@ -37,7 +38,7 @@ func (w *worker) input() {
 		case etherTypeARP:
 			p.next = stageARP
 		case etherTypeIPv6:
-			p.Drop(DropIPv6NotEnabled)
+			w.inputIPv6(p, dst[0]&1 != 0)
 		default:
 			p.Drop(DropUnknownEtherType)
 		}

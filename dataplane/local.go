@@ -21,6 +21,10 @@ func (w *worker) local() {
 			continue
 		}
 		w.ctr.local.Add(1)
+		if p.flags&flagIPv6 != 0 {
+			w.local6(p)
+			continue
+		}
 		ip := p.buf[p.l3 : p.off+p.n]
 		ihl := int(ip[0]&0xf) * 4
 		if binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 {

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"fmt"
-	"net/netip"
 
 	"github.com/ferry-router/ferry/fib"
 )
@@ -121,7 +120,7 @@ func (r *Router) Neighbors() []NeighborStatus {
 	var out []NeighborStatus
 	for _, n := range r.neigh.Snapshot() {
 		s := NeighborStatus{
-			IP:     netip.AddrFrom4([4]byte{byte(n.Key.IP >> 24), byte(n.Key.IP >> 16), byte(n.Key.IP >> 8), byte(n.Key.IP)}).String(),
+			IP:     n.Key.Addr().String(),
 			State:  n.State.String(),
 			Queued: n.Queued,
 		}

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,7 @@ type worker struct {
 	sizes   []int      //
 	txb     [][][]byte // Write arguments, by egress port
 	dsts    []uint32   // route stage
+	dsts6   []netip.Addr
 	hops    []*fib.NextHop
 	flows   []fib.Flow4 // route stage, when policy rules are in use
 	hookVec []*Packet   // packets at the hook point being run
@@ -62,6 +64,7 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 		sizes:      make([]int, b),
 		txb:        make([][][]byte, len(queues)),
 		dsts:       make([]uint32, 2*b),
+		dsts6:      make([]netip.Addr, 2*b),
 		hops:       make([]*fib.NextHop, 2*b),
 		flows:      make([]fib.Flow4, 2*b),
 		hookVec:    make([]*Packet, 0, 2*b),

@@ -1,0 +1,154 @@
+package dataplane
+
+import (
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/ferry-router/ferry/config"
+	"github.com/ferry-router/ferry/fib"
+)
+
+// ferry's IPv6 addresses on a port. Every port has a link-local address,
+// derived from its MAC (modified EUI-64, RFC 4291 appendix A) unless one
+// is configured, and the global addresses the config lists. Workers read
+// the list on every NS and every packet to ferry, without locks: it is
+// fixed when the router is built, and an address that loses duplicate
+// address detection is only marked off.
+
+// addr6 is one of ferry's IPv6 addresses.
+type addr6 struct {
+	a    [16]byte
+	bits int
+	// tentative until DAD has run (RFC 4862 5.4): ferry neither answers
+	// for it nor sends from it. off: another node defended it.
+	tentative atomic.Bool
+	off       atomic.Bool
+	conflict  atomic.Bool // a worker saw it defended or claimed during DAD
+}
+
+func (a *addr6) usable() bool { return !a.tentative.Load() && !a.off.Load() }
+
+// port6 is a port's IPv6 state.
+type port6 struct {
+	ll     *addr6   // link-local
+	global []*addr6 // from the config
+	all    []*addr6 // ll first, then global
+	ra     *config.RA
+	raState
+}
+
+// eui64LinkLocal is fe80::/64 with the modified EUI-64 interface
+// identifier of mac: the universal/local bit flipped, ff:fe in the middle.
+func eui64LinkLocal(mac [6]byte) [16]byte {
+	return [16]byte{0: 0xfe, 1: 0x80, 8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]}
+}
+
+// newPort6 splits ifc's IPv6 addresses from its IPv4 ones and returns them,
+// with the IPv4 addresses left for the IPv4 code.
+func newPort6(mac [6]byte, ifc config.Interface) (*port6, []netip.Prefix) {
+	p6 := &port6{ra: ifc.RA}
+	var v4 []netip.Prefix
+	for _, a := range ifc.Addresses {
+		if a.Addr().Is4() {
+			v4 = append(v4, a)
+			continue
+		}
+		x := &addr6{a: a.Addr().As16(), bits: a.Bits()}
+		if a.Addr().IsLinkLocalUnicast() {
+			p6.ll = x
+		} else {
+			p6.global = append(p6.global, x)
+		}
+	}
+	if p6.ll == nil {
+		p6.ll = &addr6{a: eui64LinkLocal(mac), bits: 64}
+	}
+	p6.all = append([]*addr6{p6.ll}, p6.global...)
+	return p6, v4
+}
+
+// own returns ferry's address a on this port, usable or not, or nil.
+func (p *port6) own(a []byte) *addr6 {
+	for _, x := range p.all {
+		if string(x.a[:]) == string(a) {
+			return x
+		}
+	}
+	return nil
+}
+
+// source6 picks ferry's address on port for talking to dst: the link-local
+// one for a link-local dst, else a global one whose prefix holds dst, else
+// the first usable global one. ok is false if there is none.
+func (p *port6) source6(dst []byte) (a [16]byte, ok bool) {
+	if dst[0] == 0xfe && dst[1]&0xc0 == 0x80 {
+		return p.ll.a, p.ll.usable()
+	}
+	var first *addr6
+	for _, x := range p.global {
+		if !x.usable() {
+			continue
+		}
+		if prefixHolds(x.a[:], x.bits, dst) {
+			return x.a, true
+		}
+		if first == nil {
+			first = x
+		}
+	}
+	if first != nil {
+		return first.a, true
+	}
+	return a, false
+}
+
+func prefixHolds(p []byte, bits int, a []byte) bool {
+	n := bits / 8
+	if string(p[:n]) != string(a[:n]) {
+		return false
+	}
+	if r := bits % 8; r != 0 {
+		m := byte(0xff << (8 - r))
+		return p[n]&m == a[n]&m
+	}
+	return true
+}
+
+// loadTables6 adds the connected and local routes of every port's IPv6
+// addresses. A link-local address gets a local route too (fe80::/64 is on
+// every port, so only the address itself, which names its port, is
+// routed): route6 looks link-local destinations up on the ingress port
+// instead.
+func (r *Router) loadTables6() error {
+	local := r.policy.Table(fib.TableLocal)
+	for _, p := range r.ports {
+		for _, x := range p.v6.global {
+			pf := netip.PrefixFrom(netip.AddrFrom16(x.a), x.bits)
+			if err := r.fib.Add(fib.Route{Prefix: pf.Masked(), Type: fib.Unicast, Dev: p.idx, Proto: "connected"}); err != nil {
+				return fmt.Errorf("connected route %s dev %s: %w", pf.Masked(), p.name, err)
+			}
+			lr := fib.Route{Prefix: netip.PrefixFrom(pf.Addr(), 128), Type: fib.Local, Dev: p.idx, Proto: "local"}
+			if err := r.fib.Add(lr); err != nil {
+				return fmt.Errorf("local route %s dev %s: %w", pf.Addr(), p.name, err)
+			}
+			if err := local.Add(lr); err != nil {
+				return fmt.Errorf("local route %s dev %s: %w", pf.Addr(), p.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// connectedPort6 is the port whose IPv6 network holds a, or -1.
+func (r *Router) connectedPort6(a netip.Addr) int {
+	b := a.As16()
+	for _, p := range r.ports {
+		for _, x := range p.v6.global {
+			if prefixHolds(x.a[:], x.bits, b[:]) {
+				return p.idx
+			}
+		}
+	}
+	return -1
+}
