@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/ferry-router/ferry/fib"
 )
@@ -91,6 +92,16 @@ func (r *Router) Interfaces() []InterfaceStatus {
 		}
 		for _, a := range p.addrs {
 			s.Addresses = append(s.Addresses, a.String())
+		}
+		for _, x := range p.v6.all {
+			a := netip.PrefixFrom(netip.AddrFrom16(x.a), x.bits).String()
+			switch {
+			case x.off.Load():
+				a += " dadfailed"
+			case x.tentative.Load():
+				a += " tentative"
+			}
+			s.Addresses = append(s.Addresses, a)
 		}
 		for _, w := range r.allWorkers() {
 			pc := &w.ctr.ports[i]
