@@ -12,6 +12,7 @@ packages=(
 	iputils-tracepath # tracepath (PMTU discovery)
 	traceroute        # traceroute -n -q1
 	iperf3            # TCP/UDP throughput through the router
+	ndisc6            # rdisc6: sees ferry's IPv6 router advertisements
 	tcpdump           # debugging captures
 	socat             # ad-hoc sockets in the demo and debugging
 	ethtool           # offload inspection on lab interfaces

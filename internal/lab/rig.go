@@ -25,6 +25,14 @@ const (
 	NetB   = "198.51.100.0/24"
 	// Unrouted is an address nothing in the rig routes to.
 	Unrouted = "203.0.113.77"
+
+	// IPv6 (FerryConfig.IPv6): ferry's addresses; hosts configure theirs
+	// from its router advertisements of NetAv6 and NetBv6.
+	AddrR0v6   = "2001:db8:1::1"
+	AddrR1v6   = "2001:db8:2::1"
+	NetAv6     = "2001:db8:1::/64"
+	NetBv6     = "2001:db8:2::/64"
+	UnroutedV6 = "2001:db8:ff::77"
 )
 
 // Rig is the A—R—B topology.
