@@ -152,3 +152,58 @@ func (r *Router) connectedPort6(a netip.Addr) int {
 	}
 	return -1
 }
+
+// routeGet6 is RouteGet for IPv6. A link-local destination is on every
+// link: as `ip route get` does, it needs the interface (iif) to say which.
+func (r *Router) routeGet6(dst, src netip.Addr, in int, mark uint32) (RouteGetStatus, error) {
+	g := RouteGetStatus{Dst: dst.String()}
+	if dst.IsLinkLocalUnicast() {
+		if in < 0 {
+			return g, fmt.Errorf("%s is link-local: name the interface (iif)", dst)
+		}
+		p := r.ports[in]
+		g.Type, g.Dev = "unicast", p.name
+		if p.v6.own(dst.AsSlice()) != nil {
+			g.Type = "local"
+		}
+		g.Src = netip.AddrFrom16(p.v6.ll.a).String()
+		return g, nil
+	}
+	d, ok := r.policy.Explain(src, dst, in, mark)
+	if !ok || d.NextHop == nil {
+		return g, fmt.Errorf("%s: network unreachable (no rule found a route)", dst)
+	}
+	g.Type = d.NextHop.Type.String()
+	for i, rs := range r.policy.Rules() {
+		if rs == d.Rule {
+			g.Rule = r.Rules()[i]
+			break
+		}
+	}
+	if d.Rule.Action == fib.RuleLookup {
+		g.Table = r.cfg.TableName(d.Table)
+		rs := r.routeStatus(d.Route, g.Table)
+		g.Route = &rs
+	}
+	h := d.NextHop
+	if h.Multi != nil {
+		g.Multipath = true
+		var s netip.Addr = netip.IPv6Unspecified()
+		if src.IsValid() {
+			s = src
+		}
+		h = h.Pick(fib.FlowHash6(r.hashSeed, s, dst, 0, 0, 0))
+	}
+	if h.Type == fib.Unicast || h.Type == fib.Local {
+		g.Dev = r.portName(h.Dev)
+		if h.Gateway6.IsValid() {
+			g.Via = h.Gateway6.String()
+		}
+		if h.Dev >= 0 && h.Dev < len(r.ports) {
+			if a, ok := r.ports[h.Dev].v6.source6(dst.AsSlice()); ok {
+				g.Src = netip.AddrFrom16(a).String()
+			}
+		}
+	}
+	return g, nil
+}

@@ -719,3 +719,23 @@ func FuzzInput6(f *testing.F) {
 		}
 	})
 }
+
+func TestRouteGet6(t *testing.T) {
+	g := newRig6(t, nil)
+	s, err := g.r.RouteGet(ip6Far, netip.Addr{}, "", 0)
+	if err != nil || s.Type != "unicast" || s.Via != ip6B.String() || s.Dev != "r1" || s.Src != ip6R1.String() || s.Table != "main" {
+		t.Errorf("route get %v: %+v %v", ip6Far, s, err)
+	}
+	if s, err := g.r.RouteGet(ip6R0, netip.Addr{}, "", 0); err != nil || s.Type != "local" {
+		t.Errorf("route get %v: %+v %v", ip6R0, s, err)
+	}
+	if s, err := g.r.RouteGet(llR0, netip.Addr{}, "r0", 0); err != nil || s.Type != "local" || s.Dev != "r0" {
+		t.Errorf("route get %v iif r0: %+v %v", llR0, s, err)
+	}
+	if _, err := g.r.RouteGet(ip6None, netip.Addr{}, "", 0); err == nil {
+		t.Errorf("route get %v: no error", ip6None)
+	}
+	if _, err := g.r.RouteGet(ip6Far, ipA, "", 0); err == nil {
+		t.Errorf("mixed families: no error")
+	}
+}
