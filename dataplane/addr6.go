@@ -115,11 +115,14 @@ func prefixHolds(p []byte, bits int, a []byte) bool {
 	return true
 }
 
-// loadTables6 adds the connected and local routes of every port's IPv6
-// addresses. A link-local address gets a local route too (fe80::/64 is on
-// every port, so only the address itself, which names its port, is
-// routed): route6 looks link-local destinations up on the ingress port
-// instead.
+// loadTables6 adds the connected and local routes of every port's global
+// IPv6 addresses. Unlike IPv4's, the local /128s go in table local only,
+// not in main as well: a /128 inside a connected /64 makes every lookup of
+// a neighbour on that link walk the trie to its last byte (about twice the
+// cost), so route6 compares the destination with ferry's few addresses
+// (local6) before the batch lookup instead. Link-local addresses are not
+// routed at all (fe80::/64 is on every port): route6 checks them against
+// the ingress port.
 func (r *Router) loadTables6() error {
 	local := r.policy.Table(fib.TableLocal)
 	for _, p := range r.ports {
@@ -129,15 +132,29 @@ func (r *Router) loadTables6() error {
 				return fmt.Errorf("connected route %s dev %s: %w", pf.Masked(), p.name, err)
 			}
 			lr := fib.Route{Prefix: netip.PrefixFrom(pf.Addr(), 128), Type: fib.Local, Dev: p.idx, Proto: "local"}
-			if err := r.fib.Add(lr); err != nil {
-				return fmt.Errorf("local route %s dev %s: %w", pf.Addr(), p.name, err)
-			}
+			r.local6 = append(r.local6, local6{a: x.a, x: x})
 			if err := local.Add(lr); err != nil {
 				return fmt.Errorf("local route %s dev %s: %w", pf.Addr(), p.name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// local6 is one of ferry's global IPv6 addresses, for route6's check.
+type local6 struct {
+	a [16]byte
+	x *addr6
+}
+
+// isLocal6 reports whether dst is one of ferry's usable global addresses.
+func (r *Router) isLocal6(dst []byte) bool {
+	for i := range r.local6 {
+		if string(r.local6[i].a[:]) == string(dst[:16]) {
+			return !r.local6[i].x.off.Load()
+		}
+	}
+	return false
 }
 
 // connectedPort6 is the port whose IPv6 network holds a, or -1.

@@ -84,7 +84,6 @@ func (r *Router) finishDAD() {
 				if !a.IsLinkLocalUnicast() {
 					r.ctlMu.Lock()
 					lr := fib.Route{Prefix: netip.PrefixFrom(a, 128), Type: fib.Local, Dev: p.idx}
-					r.fib.Delete(lr)
 					r.policy.Table(fib.TableLocal).Delete(lr)
 					r.ctlMu.Unlock()
 				}

@@ -11,7 +11,8 @@ import (
 
 // route6 is the route stage for IPv6: one batch lookup for every IPv6
 // packet (or the policy rules, per packet, once rules are added), then the
-// same outcomes as IPv4. Link-local destinations are not in the FIB: a
+// same outcomes as IPv4. Without rules, ferry's own global addresses are
+// recognised before the lookup, as table local (rule 0) would. Link-local destinations are not in the FIB: a
 // packet to ferry's own link-local address on the ingress port is
 // delivered, any other is dropped (RFC 4291 2.5.6: never forwarded).
 func (w *worker) route6() {
@@ -28,6 +29,10 @@ func (w *worker) route6() {
 			} else {
 				p.Drop(DropIP6LinkLocal)
 			}
+			continue
+		}
+		if !policy && w.r.isLocal6(dst) {
+			p.next = stageLocal
 			continue
 		}
 		w.dsts6[k] = netip.AddrFrom16([16]byte(dst))

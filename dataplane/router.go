@@ -46,6 +46,7 @@ type Router struct {
 	// IPv6 duplicate address detection, run by the control goroutine (ra.go).
 	dadEnd  time.Time
 	dadDone bool
+	local6  []local6 // ferry's global IPv6 addresses (addr6.go)
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup
