@@ -6,6 +6,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -14,6 +15,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"github.com/ferry-router/ferry/internal/lab"
 )
@@ -168,6 +173,7 @@ func TestFerrydIPv6(t *testing.T) {
 			}
 		}
 	})
+	t.Run("bad input", func(t *testing.T) { checkBadInput6(t, r, f, addrA, addrB) })
 	t.Run("ferryctl", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -220,4 +226,96 @@ func TestFerrydIPv6PMTU(t *testing.T) {
 		t.Errorf("ping -6 -s 1252 (exactly 1300 bytes): %v\n%s", err, out)
 	}
 	stopFerry(t, f)
+}
+
+// checkBadInput6 sends malformed IPv6 frames from A with a raw socket and
+// expects each counted under its reason, with ferry still forwarding.
+func checkBadInput6(t *testing.T, r *lab.Rig, f *lab.Ferryd, addrA, addrB string) {
+	srcMAC, err := r.A.MAC("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstMAC, err := r.R.MAC("r0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, dst := netip.MustParseAddr(addrA).As16(), netip.MustParseAddr(addrB).As16()
+	// frame builds Ethernet + IPv6 (A to dst, next header nh, hop limit
+	// hl) + payload; mod edits the whole frame last.
+	frame := func(to [16]byte, nh, hl byte, payload []byte, mod func(b []byte)) []byte {
+		b := make([]byte, 14+40+len(payload))
+		copy(b[0:6], dstMAC)
+		copy(b[6:12], srcMAC)
+		binary.BigEndian.PutUint16(b[12:], 0x86dd)
+		ip := header.IPv6(b[14:])
+		ip.Encode(&header.IPv6Fields{PayloadLength: uint16(len(payload)), HopLimit: hl})
+		ip[6] = nh
+		copy(ip.SourceAddressSlice(), src[:])
+		copy(ip.DestinationAddressSlice(), to[:])
+		copy(ip[40:], payload)
+		if nh == 58 {
+			m := header.ICMPv6(ip[40:])
+			m.SetChecksum(header.ICMPv6Checksum(header.ICMPv6ChecksumParams{Header: m,
+				Src: tcpip.AddrFrom16(src), Dst: tcpip.AddrFrom16(to)}))
+		}
+		if mod != nil {
+			mod(b)
+		}
+		return b
+	}
+	udp := make([]byte, 16)
+	ns := make([]byte, 24) // NS for ferry's address
+	ns[0] = 135
+	r0 := netip.MustParseAddr(lab.AddrR0v6).As16()
+	copy(ns[8:], r0[:])
+	destOpts := func(n int) []byte { // n empty destination-options headers, then UDP
+		b := make([]byte, 8*n+8)
+		for i := 0; i < n; i++ {
+			b[8*i] = 60
+		}
+		b[8*(n-1)] = 17
+		return b
+	}
+	frames := map[string][]byte{
+		"ip6_truncated":             frame(dst, 17, 64, udp, func(b []byte) { b[14+5] = 200 }),
+		"ip6_bad_version":           frame(dst, 17, 64, udp, func(b []byte) { b[14] = 0x40 }),
+		"nd_invalid":                frame(r0, 58, 64, ns, nil), // hop limit 64, not 255
+		"ip6_bad_extension_headers": frame(dst, 60, 64, destOpts(9), nil),
+	}
+	err = r.A.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		sa := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+		copy(sa.Addr[:], dstMAC)
+		for i := 0; i < 3; i++ {
+			for _, fr := range frames {
+				if err := unix.Sendto(fd, fr, 0, sa); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("raw sender: %v", err)
+	}
+	checkPing6(t, r.A, addrB)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := f.Ctl(ctx, "show", "interfaces")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for reason := range frames {
+		if n := dropCount(string(out), reason); n < 3 {
+			t.Errorf("show interfaces: drop reason %s counted %d times, want 3:\n%s", reason, n, out)
+		}
+	}
 }
