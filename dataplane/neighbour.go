@@ -34,7 +34,7 @@ func (w *worker) resolve(p *Packet) {
 	if p.flags&flagIPv6 != 0 {
 		k = neigh.Key{Port: p.out, IP6: p.nh6}
 	}
-	if e := w.r.neigh.Lookup(k); e != nil {
+	if e := w.r.neigh.LookupCached(&w.nc, k); e != nil {
 		if mac, ok := e.MAC(); ok {
 			copy(p.dstMAC(), mac[:])
 			e.Touch()

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-router/ferry/dataplane/neigh"
 	"github.com/ferry-router/ferry/fib"
 	"github.com/ferry-router/ferry/iface"
 )
@@ -43,6 +44,7 @@ type worker struct {
 	poll pollMode
 	ipID uint16
 	rl   rateLimiter
+	nc   neigh.Cache // the neighbour stage's last lookup
 	ctr  *workerCounters
 	next int // port to read first, rotated for fairness
 

@@ -168,6 +168,28 @@ func New(cfg Config) *Table {
 // Lookup returns the entry for k, or nil. Lock-free and allocation-free.
 func (t *Table) Lookup(k Key) *Entry { return (*t.snap.Load())[k] }
 
+// Cache is one worker's memory of its last lookup. A router sends most
+// packets to a few next hops (its gateways), so consecutive packets mostly
+// share one; comparing a 32-byte key costs less than hashing it. The cache
+// is exact: it is used only while the table's map is the one it was filled
+// from, and entries change state in place.
+type Cache struct {
+	m *map[Key]*Entry
+	k Key
+	e *Entry
+}
+
+// LookupCached is Lookup through c, which belongs to one goroutine.
+func (t *Table) LookupCached(c *Cache, k Key) *Entry {
+	m := t.snap.Load()
+	if m == c.m && k == c.k {
+		return c.e
+	}
+	e := (*m)[k]
+	c.m, c.k, c.e = m, k, e
+	return e
+}
+
 // insert and remove copy the map: readers keep the snapshot they loaded.
 func (t *Table) insert(e *Entry) {
 	old := *t.snap.Load()

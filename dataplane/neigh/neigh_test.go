@@ -258,3 +258,29 @@ func TestIPv6Keys(t *testing.T) {
 		t.Errorf("%.0f allocations per IPv6 lookup", a)
 	}
 }
+
+// A cached lookup never returns an entry the table has since replaced.
+func TestLookupCached(t *testing.T) {
+	tb := New(Config{})
+	var c Cache
+	k6 := Key{Port: 0, IP6: netip.MustParseAddr("2001:db8::7").As16()}
+	if tb.LookupCached(&c, k6) != nil {
+		t.Fatal("entry in an empty table")
+	}
+	tb.Confirm(k6, [6]byte{2, 0, 0, 0, 0, 1}, t0, true)
+	e1 := tb.LookupCached(&c, k6)
+	if e1 == nil || tb.LookupCached(&c, k6) != e1 {
+		t.Fatal("cached lookup misses a new entry")
+	}
+	tb.Delete(k6)
+	if tb.LookupCached(&c, k6) != nil {
+		t.Fatal("cache returned a deleted entry")
+	}
+	tb.Confirm(k6, [6]byte{2, 0, 0, 0, 0, 2}, t0, true)
+	if e2 := tb.LookupCached(&c, k6); e2 == nil || e2 == e1 {
+		t.Fatal("cache returned the old entry after re-adding")
+	}
+	if a := testing.AllocsPerRun(100, func() { tb.LookupCached(&c, k6) }); a != 0 {
+		t.Errorf("%.0f allocations", a)
+	}
+}
