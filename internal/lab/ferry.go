@@ -25,8 +25,11 @@ type FerryConfig struct {
 	// IPv6 adds the rig's IPv6 addresses (AddrR0v6, AddrR1v6 in /64s) to
 	// r0 and r1, each with router advertisements of its prefix every
 	// RAInterval seconds at most (default 30), so hosts configure
-	// themselves; RA0 and RA1 are appended to each [interface.ra].
+	// themselves; RA0 and RA1 are appended to each [interface.ra]. NoRA
+	// leaves the advertisements out (hosts configured statically, as a
+	// benchmark wants its links quiet).
 	IPv6       bool
+	NoRA       bool
 	RAInterval int
 	RA0, RA1   string
 }
@@ -50,7 +53,7 @@ func (c FerryConfig) TOML() string {
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[control]\nsocket = %q\n\n", c.Socket)
 	ra := func(extra string) {
-		if c.IPv6 {
+		if c.IPv6 && !c.NoRA {
 			fmt.Fprintf(&b, "\n[interface.ra]\nmax_interval_s = %d\n%s\n", max(c.RAInterval, 30), extra)
 		}
 	}
