@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"github.com/ferry-router/ferry/config"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-router/ferry/config"
 )
 
 func hostLinks(t *testing.T) string {
