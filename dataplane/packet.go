@@ -69,6 +69,11 @@ func (p *Packet) Frame() []byte { return p.buf[p.off : p.off+p.n] }
 // IP is the IPv4 or IPv6 packet, header first, up to the end of the frame.
 func (p *Packet) IP() []byte { return p.buf[p.l3 : p.off+p.n] }
 
+// IsIPv6 reports whether the packet is IPv6 (IP is then an IPv6 packet,
+// from input on). Hooks see both families and must check it before reading
+// an IPv4 header.
+func (p *Packet) IsIPv6() bool { return p.flags&flagIPv6 != 0 }
+
 // InPort and OutPort are ferry port indexes (the order of [[interface]] in
 // the config). OutPort is valid after the route stage.
 func (p *Packet) InPort() int  { return p.in }

@@ -739,3 +739,30 @@ func TestRouteGet6(t *testing.T) {
 		t.Errorf("mixed families: no error")
 	}
 }
+
+type familyHook struct{ v4, v6 int }
+
+func (h *familyHook) Name() string { return "family" }
+func (h *familyHook) Process(pkts []*Packet) {
+	for _, p := range pkts {
+		if p.IsIPv6() {
+			h.v6++
+		} else {
+			h.v4++
+		}
+	}
+}
+
+// Hooks see IPv6 packets too, marked so that IPv4-only hooks skip them.
+func TestHooksSeeIPv6(t *testing.T) {
+	g := newRig6(t, nil)
+	h := &familyHook{}
+	g.r.hooks.Forward = []Hook{h}
+	g.run(0, aToB6(64, udpPayload(8)).frame(), aToB(64, udpPayload(8)).frame())
+	if h.v4 != 1 || h.v6 != 1 {
+		t.Errorf("forward hook saw %d IPv4 and %d IPv6 packets, want 1 and 1", h.v4, h.v6)
+	}
+	if n := len(g.sent(1)); n != 2 {
+		t.Errorf("forwarded %d", n)
+	}
+}
