@@ -18,6 +18,14 @@ func (w *worker) local6(p *Packet) {
 		}
 		return
 	}
+	nhField, rh := chain6(ip)
+	if rh > 0 {
+		// RFC 8200 4.4: ferry implements no routing header type, and one
+		// with segments left is answered with a parameter problem
+		// pointing at its type (type 0 is deprecated by RFC 5095 too).
+		w.icmp6Error(p, icmp6ParamProblem, icmp6ErroneousHeader, uint32(rh+2), DropIP6ParamProblem)
+		return
+	}
 	switch p.proto {
 	case nhFragment:
 		p.Drop(DropLocalFragment)
@@ -28,13 +36,9 @@ func (w *worker) local6(p *Packet) {
 	case nhTCP, nhNone:
 		p.Drop(DropLocalProtocol)
 	default:
-		if p.l4 == p.l3+ipv6HdrLen {
-			// RFC 8200 4: an unrecognised next header is a parameter
-			// problem pointing at the field that names it.
-			w.icmp6Error(p, icmp6ParamProblem, icmp6UnknownHeader, header.IPv6NextHeaderOffset, DropLocalProtocol)
-		} else {
-			p.Drop(DropLocalProtocol)
-		}
+		// RFC 8200 4: an unrecognised next header is a parameter problem
+		// pointing at the field that names it.
+		w.icmp6Error(p, icmp6ParamProblem, icmp6UnknownHeader, uint32(nhField), DropLocalProtocol)
 	}
 }
 
@@ -67,4 +71,30 @@ func (w *worker) echo6(p *Packet, ip header.IPv6) {
 	if !w.routeLocal6(p) {
 		p.Drop(DropICMPNoRoute)
 	}
+}
+
+// chain6 walks a packet's extension headers again (input checked the
+// chain) for local delivery's two questions: the offset of the next-header
+// field that names the upper layer, and the offset of a routing header
+// with segments left, or 0.
+func chain6(ip header.IPv6) (nhField, rh int) {
+	proto, off := ip.NextHeader(), ipv6HdrLen
+	nhField = header.IPv6NextHeaderOffset
+	for i := 0; i <= maxExtHdrs6 && off+8 <= len(ip); i++ {
+		var n int
+		switch proto {
+		case nhHopByHop, nhRouting, nhDestOpts, nhMobility, nhHIP, nhShim6:
+			n = (int(ip[off+1]) + 1) * 8
+			if proto == nhRouting && ip[off+3] != 0 && rh == 0 {
+				rh = off
+			}
+		case nhAH:
+			n = (int(ip[off+1]) + 2) * 4
+		default:
+			return nhField, rh
+		}
+		nhField = off
+		proto, off = ip[off], off+n
+	}
+	return nhField, rh
 }

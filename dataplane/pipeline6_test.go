@@ -766,3 +766,41 @@ func TestHooksSeeIPv6(t *testing.T) {
 		t.Errorf("forwarded %d", n)
 	}
 }
+
+// Packets to ferry: a routing header with segments left and an unknown
+// next header behind extension headers get parameter problems with the
+// right pointers; an unknown hop-by-hop option whose type says so, too.
+func TestLocalParameterProblems6(t *testing.T) {
+	g := newRig6(t, nil)
+	rh := make([]byte, 24) // type 0, 1 segment left, one address
+	rh[1], rh[2], rh[3] = 2, 0, 1
+	do := make([]byte, 8)
+	hbh := make([]byte, 8)
+	hbh[2], hbh[3] = 0x87, 4 // unknown option, action 10: discard and report
+	cases := []struct {
+		name    string
+		ext     [][]byte
+		protos  []byte
+		proto   byte
+		code    byte
+		pointer uint32
+	}{
+		{"routing header", [][]byte{rh}, []byte{nhRouting}, nhUDP, icmp6ErroneousHeader, 42},
+		{"unknown next header", [][]byte{do}, []byte{nhDestOpts}, 253, icmp6UnknownHeader, 40},
+		{"unknown option", [][]byte{hbh}, []byte{nhHopByHop}, nhUDP, icmp6UnknownOption, 42},
+	}
+	for _, tc := range cases {
+		g.w.rl = rateLimiter{}
+		s := aToB6(64, udpPayload(8))
+		s.dst, s.ext, s.extProto, s.proto = ip6R0, tc.ext, tc.protos, tc.proto
+		g.run(0, s.frame())
+		out := g.sent(0)
+		if len(out) != 1 {
+			t.Fatalf("%s: %d answers; drops %v", tc.name, len(out), g.drops(0))
+		}
+		typ, code, _, m := icmp6From(t, out[0])
+		if typ != icmp6ParamProblem || code != tc.code || m.TypeSpecific() != tc.pointer {
+			t.Errorf("%s: got %d/%d pointer %d, want %d/%d pointer %d", tc.name, typ, code, m.TypeSpecific(), icmp6ParamProblem, tc.code, tc.pointer)
+		}
+	}
+}
