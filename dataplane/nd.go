@@ -43,7 +43,7 @@ func (w *worker) nd() {
 		ip := header.IPv6(p.buf[p.l3 : p.off+p.n])
 		m := header.ICMPv6(p.buf[p.l4 : p.off+p.n])
 		min := map6MinLen(m[0])
-		if ip.HopLimit() != ndHopLimit || m.Code() != 0 || len(m) < min || !icmp6ChecksumOK(ip, m) {
+		if len(m) < min || ip.HopLimit() != ndHopLimit || m.Code() != 0 || !icmp6ChecksumOK(ip, m) {
 			p.Drop(DropNDInvalid)
 			continue
 		}
