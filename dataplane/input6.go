@@ -70,6 +70,9 @@ func (w *worker) inputIPv6(p *Packet, l2multicast bool) {
 		p.Drop(DropIP6MartianDest)
 		return
 	}
+	// Until the chain is walked, an error about the packet must not take
+	// the buffer's previous packet for its upper layer.
+	p.proto, p.l4 = nhNone, p.l3+ipv6HdrLen
 	proto, l4, bad := walkExt6(ip)
 	if bad != 0 {
 		if bad > 0 {
