@@ -804,3 +804,60 @@ func TestLocalParameterProblems6(t *testing.T) {
 		}
 	}
 }
+
+// A route via a link-local gateway resolves it on the named port (the NS
+// comes from ferry's link-local address), and an ECMP route over IPv6
+// gateways keeps each flow on one member.
+func TestLinkLocalGatewayAndECMP6(t *testing.T) {
+	llB := netip.MustParseAddr("fe80::b")
+	llC := netip.MustParseAddr("fe80::c")
+	macC := [6]byte{2, 0, 0, 0, 0, 0xc}
+	g := newRig6(t, func(c *config.Config) {
+		c.Routes = append(c.Routes,
+			config.Route{Prefix: netip.MustParsePrefix("2001:db8:5::/48"), Via: llB, Dev: "r1", Type: "unicast", Table: fib.TableMain},
+			config.Route{Prefix: netip.MustParsePrefix("2001:db8:6::/48"), Type: "unicast", Table: fib.TableMain,
+				Nexthops: []config.Nexthop{{Via: llB, Dev: "r1", Weight: 1}, {Via: llC, Dev: "r1", Weight: 1}}})
+		c.Neighbors = append(c.Neighbors, config.Neighbor{IP: llC, MAC: macC[:], Dev: "r1"})
+	})
+	s := aToB6(64, udpPayload(8))
+	s.dst = netip.MustParseAddr("2001:db8:5::1")
+	g.run(0, s.frame())
+	out := g.sent(1)
+	if len(out) != 1 {
+		t.Fatalf("want an NS for fe80::b, got %d frames; drops %v", len(out), g.drops(0))
+	}
+	typ, _, src, m := icmp6From(t, out[0])
+	if typ != icmp6NeighborSolicit || src != netip.AddrFrom16(eui64LinkLocal(macR1)) || netip.AddrFrom16([16]byte(m[8:24])) != llB {
+		t.Errorf("NS %d from %v for %v", typ, src, netip.AddrFrom16([16]byte(m[8:24])))
+	}
+	// ECMP: 64 flows (by UDP source port) spread over B and C, each
+	// flow's packets on one member.
+	g.r.neigh.AddStatic(neighKey6(1, llB), macB)
+	g.sent(1)
+	member := map[uint16][6]byte{}
+	for round := 0; round < 2; round++ {
+		for port := uint16(0); port < 64; port++ {
+			p := udpPayload(8)
+			binary.BigEndian.PutUint16(p, 1000+port)
+			s := aToB6(64, p)
+			s.dst = netip.MustParseAddr("2001:db8:6::1")
+			g.run(0, s.frame())
+			out := g.sent(1)
+			if len(out) != 1 {
+				t.Fatalf("flow %d: %d frames", port, len(out))
+			}
+			mac := [6]byte(out[0][0:6])
+			if old, ok := member[port]; ok && old != mac {
+				t.Errorf("flow %d moved from %x to %x", port, old, mac)
+			}
+			member[port] = mac
+		}
+	}
+	n := map[[6]byte]int{}
+	for _, m := range member {
+		n[m]++
+	}
+	if n[macB] == 0 || n[macC] == 0 || len(n) != 2 {
+		t.Errorf("flows per member %v, want both B and C used", n)
+	}
+}
