@@ -125,54 +125,9 @@ func TestFerrydIPv6(t *testing.T) {
 		checkPing6(t, r.A, lab.AddrR1v6)
 		checkPing6(t, r.A, ll0+"%eth0")
 	})
-	t.Run("traceroute6", func(t *testing.T) {
-		out, err := run(t, r.A, 60*time.Second, "traceroute", "-6", "-n", "-q1", "-w1", "-N1", addrB)
-		if err != nil {
-			t.Fatalf("traceroute -6: %v\n%s", err, out)
-		}
-		hops := map[int]string{}
-		for _, m := range hopRE.FindAllStringSubmatch(out, -1) {
-			n, _ := strconv.Atoi(m[1])
-			hops[n] = m[2]
-		}
-		if hops[1] != lab.AddrR0v6 || hops[2] != addrB || len(hops) != 2 {
-			t.Errorf("traceroute -6: want hop 1 %s and hop 2 %s, got %v:\n%s", lab.AddrR0v6, addrB, hops, out)
-		}
-	})
-	t.Run("no route", func(t *testing.T) {
-		out, err := run(t, r.A, 30*time.Second, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", lab.UnroutedV6)
-		want := "From " + lab.AddrR0v6 + " icmp_seq=1 Destination unreachable: No route"
-		if err == nil || !strings.Contains(out, want) {
-			t.Errorf("ping -6 %s: want %q (err %v):\n%s", lab.UnroutedV6, want, err, out)
-		}
-	})
-	t.Run("iperf3 -6", func(t *testing.T) {
-		p := r.B.MustStart("iperf3", "-s", "-B", addrB)
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if out, _ := run(t, r.B, 5*time.Second, "ss", "-Hltn", "sport = :5201"); strings.Contains(out, "5201") {
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		for _, reverse := range []bool{false, true} {
-			args := []string{"iperf3", "-6", "-c", addrB, "-J", "-t", "3"}
-			if reverse {
-				args = append(args, "-R")
-			}
-			out, err := run(t, r.A, 60*time.Second, args...)
-			var res iperfResult
-			if jerr := json.Unmarshal([]byte(out), &res); err != nil || jerr != nil || res.Error != "" {
-				t.Errorf("%s: %v %v %s\n%s", strings.Join(args, " "), err, jerr, res.Error, p.Output())
-				continue
-			}
-			bps := res.End.SumReceived.BitsPerSec
-			t.Logf("iperf3 -6 TCP reverse=%v: %.2f Gbit/s", reverse, bps/1e9)
-			if bps <= 1e9 {
-				t.Errorf("iperf3 -6 TCP reverse=%v: %.3f Gbit/s, want > 1 Gbit/s", reverse, bps/1e9)
-			}
-		}
-	})
+	t.Run("traceroute6", func(t *testing.T) { checkTraceroute6(t, r.A, lab.AddrR0v6, addrB) })
+	t.Run("no route", func(t *testing.T) { checkNoRoute6(t, r.A, lab.AddrR0v6) })
+	t.Run("iperf3 -6", func(t *testing.T) { checkIperf6(t, r, addrB) })
 	t.Run("bad input", func(t *testing.T) { checkBadInput6(t, r, f, addrA, addrB) })
 	t.Run("ferryctl", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -197,8 +152,6 @@ func TestFerrydIPv6(t *testing.T) {
 	stopFerry(t, f)
 }
 
-var ptbRE = regexp.MustCompile(`From 2001:db8:1::1 icmp_seq=\d+ Packet too big: mtu=1300|message too long, mtu[=:] ?1300`)
-
 // With MTU 1300 on B's link, ferry answers larger packets with Packet Too
 // Big (it never fragments IPv6) and tracepath -6 finds the path MTU.
 func TestFerrydIPv6PMTU(t *testing.T) {
@@ -209,22 +162,7 @@ func TestFerrydIPv6PMTU(t *testing.T) {
 	})
 	autoconf(t, r.A, lab.NetAv6)
 	addrB, _ := autoconf(t, r.B, lab.NetBv6)
-	out, err := run(t, r.A, 30*time.Second, "ping", "-6", "-M", "do", "-s", "1400", "-c", "3", "-i", "0.2", "-W", "1", addrB)
-	if err == nil || !ptbRE.MatchString(out) {
-		t.Errorf("ping -6 -s 1400: want Packet too big with mtu 1300 (err %v):\n%s", err, out)
-	}
-	if out, err := run(t, r.A, 10*time.Second, "ip", "-6", "route", "flush", "cache"); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	out, err = run(t, r.A, 60*time.Second, "tracepath", "-6", "-n", addrB)
-	if err != nil || !strings.Contains(out, "pmtu 1300") || !strings.Contains(out, "Resume: pmtu 1300") {
-		t.Errorf("tracepath -6: want pmtu 1300 (err %v):\n%s", err, out)
-	}
-	t.Logf("tracepath -6:\n%s", out)
-	out, err = run(t, r.A, 30*time.Second, "ping", "-6", "-M", "do", "-s", "1252", "-c", "3", "-i", "0.2", "-W", "1", addrB)
-	if err != nil {
-		t.Errorf("ping -6 -s 1252 (exactly 1300 bytes): %v\n%s", err, out)
-	}
+	checkPMTU6(t, r.A, lab.AddrR0v6, addrB)
 	stopFerry(t, f)
 }
 
@@ -318,4 +256,126 @@ func checkBadInput6(t *testing.T, r *lab.Rig, f *lab.Ferryd, addrA, addrB string
 			t.Errorf("show interfaces: drop reason %s counted %d times, want 3:\n%s", reason, n, out)
 		}
 	}
+}
+
+// --- checks shared by ferryd's tests and the kernel baseline ---
+
+func checkTraceroute6(t *testing.T, from *lab.Netns, router, dst string) {
+	t.Helper()
+	out, err := run(t, from, 60*time.Second, "traceroute", "-6", "-n", "-q1", "-w1", "-N1", dst)
+	if err != nil {
+		t.Fatalf("traceroute -6: %v\n%s", err, out)
+	}
+	hops := map[int]string{}
+	for _, m := range hopRE.FindAllStringSubmatch(out, -1) {
+		n, _ := strconv.Atoi(m[1])
+		hops[n] = m[2]
+	}
+	if hops[1] != router || hops[2] != dst || len(hops) != 2 {
+		t.Errorf("traceroute -6: want hop 1 %s and hop 2 %s, got %v:\n%s", router, dst, hops, out)
+	}
+}
+
+func checkNoRoute6(t *testing.T, from *lab.Netns, router string) {
+	t.Helper()
+	out, err := run(t, from, 30*time.Second, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", lab.UnroutedV6)
+	want := "From " + router + " icmp_seq=1 Destination unreachable: No route"
+	if err == nil || !strings.Contains(out, want) {
+		t.Errorf("ping -6 %s: want %q (err %v):\n%s", lab.UnroutedV6, want, err, out)
+	}
+}
+
+// checkIperf6 runs iperf3 -6 TCP from A to B and back (3 s each) and
+// wants more than 1 Gbit/s, the floor checkTCP explains.
+func checkIperf6(t *testing.T, r *lab.Rig, addrB string) {
+	t.Helper()
+	p := r.B.MustStart("iperf3", "-s", "-B", addrB)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if out, _ := run(t, r.B, 5*time.Second, "ss", "-Hltn", "sport = :5201"); strings.Contains(out, "5201") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, reverse := range []bool{false, true} {
+		args := []string{"iperf3", "-6", "-c", addrB, "-J", "-t", "3"}
+		if reverse {
+			args = append(args, "-R")
+		}
+		out, err := run(t, r.A, 60*time.Second, args...)
+		var res iperfResult
+		if jerr := json.Unmarshal([]byte(out), &res); err != nil || jerr != nil || res.Error != "" {
+			t.Errorf("%s: %v %v %s\n%s", strings.Join(args, " "), err, jerr, res.Error, p.Output())
+			continue
+		}
+		bps := res.End.SumReceived.BitsPerSec
+		t.Logf("iperf3 -6 TCP reverse=%v: %.2f Gbit/s", reverse, bps/1e9)
+		if bps <= 1e9 {
+			t.Errorf("iperf3 -6 TCP reverse=%v: %.3f Gbit/s, want > 1 Gbit/s", reverse, bps/1e9)
+		}
+	}
+}
+
+// checkPMTU6 expects B's link to have MTU 1300: a large ping gets Packet
+// Too Big from the router, and tracepath -6 finds the path MTU.
+func checkPMTU6(t *testing.T, from *lab.Netns, router, dst string) {
+	t.Helper()
+	ptbRE := regexp.MustCompile(`From ` + regexp.QuoteMeta(router) + ` icmp_seq=\d+ Packet too big: mtu=1300|message too long, mtu[=:] ?1300`)
+	out, err := run(t, from, 30*time.Second, "ping", "-6", "-M", "do", "-s", "1400", "-c", "3", "-i", "0.2", "-W", "1", dst)
+	if err == nil || !ptbRE.MatchString(out) {
+		t.Errorf("ping -6 -s 1400: want Packet too big with mtu 1300 (err %v):\n%s", err, out)
+	}
+	if out, err := run(t, from, 10*time.Second, "ip", "-6", "route", "flush", "cache"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	out, err = run(t, from, 60*time.Second, "tracepath", "-6", "-n", dst)
+	if err != nil || !strings.Contains(out, "pmtu 1300") || !strings.Contains(out, "Resume: pmtu 1300") {
+		t.Errorf("tracepath -6: want pmtu 1300 (err %v):\n%s", err, out)
+	}
+	t.Logf("tracepath -6:\n%s", out)
+	out, err = run(t, from, 30*time.Second, "ping", "-6", "-M", "do", "-s", "1252", "-c", "3", "-i", "0.2", "-W", "1", dst)
+	if err != nil {
+		t.Errorf("ping -6 -s 1252 (exactly 1300 bytes): %v\n%s", err, out)
+	}
+}
+
+// TestKernelBaselineIPv6 runs the IPv6 checks against Linux forwarding in
+// R, with the same addresses statically configured (Linux sends no router
+// advertisements by itself), to show the checks are sound.
+func TestKernelBaselineIPv6(t *testing.T) {
+	l := lab.NewT(t)
+	needTools(t, "ping", "traceroute", "tracepath", "iperf3")
+	r := lab.MustRig(l, true)
+	const addrA, addrB = "2001:db8:1::2", "2001:db8:2::2"
+	steps := []struct {
+		ns   *lab.Netns
+		args []string
+	}{
+		{r.R, []string{"sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+			"net.ipv6.conf.r0.disable_ipv6=0", "net.ipv6.conf.r1.disable_ipv6=0", "net.ipv6.conf.all.forwarding=1"}},
+		{r.R, []string{"ip", "-6", "addr", "add", lab.AddrR0v6 + "/64", "dev", "r0", "nodad"}},
+		{r.R, []string{"ip", "-6", "addr", "add", lab.AddrR1v6 + "/64", "dev", "r1", "nodad"}},
+		{r.A, []string{"ip", "-6", "addr", "add", addrA + "/64", "dev", "eth0", "nodad"}},
+		{r.A, []string{"ip", "-6", "route", "replace", "default", "via", lab.AddrR0v6}},
+		{r.B, []string{"ip", "-6", "addr", "add", addrB + "/64", "dev", "eth0", "nodad"}},
+		{r.B, []string{"ip", "-6", "route", "replace", "default", "via", lab.AddrR1v6}},
+	}
+	for _, st := range steps {
+		if out, err := run(t, st.ns, 10*time.Second, st.args...); err != nil {
+			t.Fatalf("%v: %v\n%s", st.args, err, out)
+		}
+	}
+	t.Run("ping6", func(t *testing.T) {
+		checkPing6(t, r.A, addrB)
+		checkPing6(t, r.B, addrA)
+	})
+	t.Run("traceroute6", func(t *testing.T) { checkTraceroute6(t, r.A, lab.AddrR0v6, addrB) })
+	t.Run("no route", func(t *testing.T) { checkNoRoute6(t, r.A, lab.AddrR0v6) })
+	t.Run("iperf3 -6", func(t *testing.T) { checkIperf6(t, r, addrB) })
+	t.Run("pmtu", func(t *testing.T) {
+		if err := r.SetMTU(1300); err != nil {
+			t.Fatal(err)
+		}
+		checkPMTU6(t, r.A, lab.AddrR0v6, addrB)
+	})
 }
