@@ -372,11 +372,24 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 				c.bad(t+".addresses", "%s is the network or broadcast address of its prefix", s)
 				continue
 			}
-			if o, dup := owners[p.Addr()]; dup {
+			// A link-local address is unique on its link only: the same
+			// one may serve every port.
+			key := p.Addr()
+			if key.IsLinkLocalUnicast() {
+				key = key.WithZone(ri.Name)
+			}
+			if o, dup := owners[key]; dup {
 				c.bad(t+".addresses", "%s is already assigned in %s", p.Addr(), o)
 				continue
 			}
-			owners[p.Addr()] = t
+			if key.IsLinkLocalUnicast() {
+				for _, a := range ifc.Addresses {
+					if a.Addr().IsLinkLocalUnicast() {
+						c.bad(t+".addresses", "%s: a port has one link-local address (%s is already listed)", p.Addr(), a.Addr())
+					}
+				}
+			}
+			owners[key] = t
 			ifc.Addresses = append(ifc.Addresses, p)
 		}
 		if ri.RA != nil {

@@ -193,6 +193,12 @@ mac = "02:00:00:00:00:02"
 	if n := cfg.Neighbors[0]; n.Dev != "r1" {
 		t.Errorf("neighbor %+v", n)
 	}
+	if _, err := Parse("f.toml", []byte(strings.Replace(src, `"2001:db8:2::1/64"]`, `"2001:db8:2::1/64", "fe80::1/64"]`, 1))); err != nil {
+		t.Errorf("one link-local address on two ports: %v", err)
+	}
+	if _, err := Parse("f.toml", []byte(strings.Replace(src, `"fe80::1/64"]`, `"fe80::1/64", "fe80::2/64"]`, 1))); err == nil || !strings.Contains(err.Error(), "one link-local address") {
+		t.Errorf("two link-local addresses on a port: %v", err)
+	}
 	_, err = Parse("f.toml", []byte(strings.Replace(src, `dev = "r1"`, "", 1)))
 	if err == nil || !strings.Contains(err.Error(), "f.toml:19: route[1].dev: missing: a link-local gateway") {
 		t.Errorf("link-local via without dev: %v", err)
