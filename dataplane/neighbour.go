@@ -13,8 +13,10 @@ const queuedPrefix = 1 + iface.VnetHdrLen
 // neighbour finds the MAC of each packet's next hop. A resolved entry is a
 // lock-free lookup; an unresolved one parks the packet in the entry's small
 // queue (the frame is copied, the buffer goes back to the batch) and sends
-// an ARP request (IPv6: a neighbour solicitation, nd.go). The packets come back through arp.go when the reply
-// arrives, or as ICMP host unreachable when the table gives up.
+// an ARP request, or for IPv6 a neighbour solicitation. The packets come
+// back through arp.go (nd.go) when the reply (advertisement) arrives, or as
+// ICMP host unreachable (ICMPv6 address unreachable) when the table gives
+// up.
 func (w *worker) neighbour() {
 	for _, p := range w.vec {
 		if p.next != stageNeighbour {
