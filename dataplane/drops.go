@@ -70,7 +70,6 @@ const (
 	DropNDInvalid        // Neighbor Discovery that fails RFC 4861's validity checks (hop limit 255, code, checksum, options)
 	DropNDNotForUs       // Neighbor Solicitation for an address that is not ferry's
 	DropNDIgnored        // router advertisements and redirects from others: ferry configures none from them
-	DropIP6AddressFailed // to one of ferry's addresses that lost duplicate address detection
 
 	numDrops
 )
@@ -129,7 +128,6 @@ var dropNames = [numDrops]string{
 	DropNDInvalid:          "nd_invalid",
 	DropNDNotForUs:         "nd_not_for_us",
 	DropNDIgnored:          "nd_ignored",
-	DropIP6AddressFailed:   "ip6_address_failed_dad",
 }
 
 func (d Drop) String() string {
