@@ -52,9 +52,12 @@ type Control struct {
 
 // Interface is one port.
 type Interface struct {
-	Name      string           // Linux interface name
-	Kind      string           // "afpacket" (later: "tun", "tap")
-	Addresses []netip.Prefix   // ferry's own IPv4 addresses with prefix length
+	Name string // Linux interface name
+	Kind string // "afpacket" (later: "tun", "tap")
+	// Addresses are ferry's own IPv4 and IPv6 addresses with prefix
+	// length. An IPv6 link-local one (fe80::/10) replaces the address
+	// ferry would otherwise derive from the MAC (EUI-64).
+	Addresses []netip.Prefix
 	MTU       int              // 0: use the link's MTU
 	MAC       net.HardwareAddr // nil: use the link's MAC
 	// KernelRx lets the kernel's own stack receive the port's frames as
@@ -72,7 +75,9 @@ type Interface struct {
 	BCForwarding      bool
 	SendRedirects     bool
 	RPFilter          int
-	Line              int // line in the config file where this interface is declared
+	// RA, when set, makes ferry send IPv6 router advertisements on the port.
+	RA   *RA
+	Line int // line in the config file where this interface is declared
 }
 
 // Route is a static route.

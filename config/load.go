@@ -47,10 +47,11 @@ type rawFile struct {
 		MAC       string   `toml:"mac"`
 		KernelRx  bool     `toml:"kernel_rx"`
 		// Per-port IPv4 settings: pointers so that absent means default.
-		AcceptSourceRoute *bool `toml:"accept_source_route"`
-		BCForwarding      *bool `toml:"bc_forwarding"`
-		SendRedirects     *bool `toml:"send_redirects"`
-		RPFilter          *int  `toml:"rp_filter"`
+		AcceptSourceRoute *bool  `toml:"accept_source_route"`
+		BCForwarding      *bool  `toml:"bc_forwarding"`
+		SendRedirects     *bool  `toml:"send_redirects"`
+		RPFilter          *int   `toml:"rp_filter"`
+		RA                *rawRA `toml:"ra"`
 	} `toml:"interface"`
 	Table    []rawTable `toml:"table"`
 	Route    []rawRoute `toml:"route"`
@@ -205,6 +206,10 @@ func keyLines(src string) map[string]int {
 			lines[table] = i + 1
 		case strings.HasPrefix(l, "["):
 			table = strings.TrimSpace(strings.Trim(l, "[]"))
+			// [interface.ra] is a sub-table of the last [[interface]].
+			if dot := strings.IndexByte(table, '.'); dot > 0 && counts[table[:dot]] > 0 {
+				table = fmt.Sprintf("%s[%d]%s", table[:dot], counts[table[:dot]]-1, table[dot:])
+			}
 			lines[table] = i + 1
 		default:
 			if eq := strings.Index(l, "="); eq > 0 {
@@ -380,20 +385,37 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 				c.bad(t+".addresses", "%q is not an address with prefix length (like 192.0.2.1/24)", s)
 				continue
 			}
-			if !p.Addr().Is4() {
-				c.bad(t+".addresses", "%s: IPv6 is not supported yet", s)
-				continue
-			}
-			if p.Bits() < 32 && (p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p)) && p.Bits() < 31 {
+			if p.Addr().Is6() {
+				if msg := badAddr6(p); msg != "" {
+					c.bad(t+".addresses", "%s %s", s, msg)
+					continue
+				}
+			} else if p.Bits() < 32 && (p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p)) && p.Bits() < 31 {
 				c.bad(t+".addresses", "%s is the network or broadcast address of its prefix", s)
 				continue
 			}
-			if o, dup := owners[p.Addr()]; dup {
+			// A link-local address is unique on its link only: the same
+			// one may serve every port.
+			key := p.Addr()
+			if key.IsLinkLocalUnicast() {
+				key = key.WithZone(ri.Name)
+			}
+			if o, dup := owners[key]; dup {
 				c.bad(t+".addresses", "%s is already assigned in %s", p.Addr(), o)
 				continue
 			}
-			owners[p.Addr()] = t
+			if key.IsLinkLocalUnicast() {
+				for _, a := range ifc.Addresses {
+					if a.Addr().IsLinkLocalUnicast() {
+						c.bad(t+".addresses", "%s: a port has one link-local address (%s is already listed)", p.Addr(), a.Addr())
+					}
+				}
+			}
+			owners[key] = t
 			ifc.Addresses = append(ifc.Addresses, p)
+		}
+		if ri.RA != nil {
+			ifc.RA = c.ra(t+".ra", ri.RA, ifc)
 		}
 		cfg.Interfaces = append(cfg.Interfaces, ifc)
 	}
@@ -471,8 +493,8 @@ func (c *checker) neighbors(raw *rawFile, cfg *Config) {
 		t := fmt.Sprintf("neighbor[%d]", i)
 		n := Neighbor{Dev: rn.Dev, Line: c.lines[t]}
 		ip, err := netip.ParseAddr(rn.IP)
-		if err != nil || !ip.Is4() {
-			c.bad(t+".ip", "%q is not an IPv4 address", rn.IP)
+		if err != nil || ip.Zone() != "" || ip.Is4In6() || ip.IsMulticast() || ip.IsUnspecified() {
+			c.bad(t+".ip", "%q is not a unicast IPv4 or IPv6 address", rn.IP)
 			continue
 		}
 		n.IP = ip
@@ -482,6 +504,10 @@ func (c *checker) neighbors(raw *rawFile, cfg *Config) {
 			continue
 		}
 		n.MAC = mac
+		if rn.Dev == "" && ip.IsLinkLocalUnicast() {
+			c.bad(t+".dev", "missing: a link-local neighbour needs its interface")
+			continue
+		}
 		if rn.Dev == "" {
 			dev, ok := connected(cfg, ip, "")
 			if !ok {

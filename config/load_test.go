@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 const good = `
@@ -33,7 +34,7 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Interfaces) != 2 || len(cfg.Routes) != 3 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
+	if len(cfg.Interfaces) != 2 || len(cfg.Routes) != 4 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
 		t.Errorf("example: %d interfaces, %d routes, %d neighbors, %d tables, %d rules",
 			len(cfg.Interfaces), len(cfg.Routes), len(cfg.Neighbors), len(cfg.Tables), len(cfg.Rules))
 	}
@@ -81,7 +82,13 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"duplicate address", func(s string) string { return strings.Replace(s, "198.51.100.1/24", "192.0.2.1/24", 1) }, 11, "interface[1].addresses", "already assigned"},
 		{"bad mac", func(s string) string { return strings.Replace(s, "02:00:00:00:00:02", "03:00:00:00:00:02", 1) }, 20, "neighbor[0].mac", "unicast"},
 		{"unknown dev", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `dev = "eth9"`, 1) }, 16, "route[0].dev", "not a configured interface"},
-		{"ipv6", func(s string) string { return strings.Replace(s, "203.0.113.0/24", "2001:db8::/32", 1) }, 15, "route[0].prefix", "IPv6"},
+		{"ipv6 prefix via ipv4", func(s string) string { return strings.Replace(s, "203.0.113.0/24", "2001:db8::/32", 1) }, 16, "route[0].via", "different address families"},
+		{"ipv6 multicast address", func(s string) string {
+			return strings.Replace(s, `"198.51.100.1/24"]`, `"198.51.100.1/24", "ff02::1/64"]`, 1)
+		}, 11, "interface[1].addresses", "not a unicast"},
+		{"ra mtu", func(s string) string {
+			return strings.Replace(s, "mtu = 1300", "mtu = 1300\n[interface.ra]\nmtu = 900", 1)
+		}, 14, "interface[1].ra.mtu", "out of range 1280"},
 		{"kind", func(s string) string { return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tun\"", 1) }, 11, "interface[1].kind", "not supported yet"},
 		{"workers", func(s string) string { return strings.Replace(s, "workers = 2", "workers = 0", 1) }, 3, "dataplane.workers", "out of range"},
 		{"route type", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `type = "drop"`, 1) }, 16, "route[0].type", "not a route type"},
@@ -162,5 +169,63 @@ func TestIPv4PortSettings(t *testing.T) {
 	_, err = Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nsend_redirects = 1", 1)))
 	if err == nil || !strings.Contains(err.Error(), "f.toml:13") || !strings.Contains(err.Error(), "send_redirects") {
 		t.Errorf("send_redirects = 1: got %v", err)
+	}
+}
+
+func TestIPv6AndRA(t *testing.T) {
+	src := `
+[[interface]]
+name = "r0"
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64", "fe80::1/64"]
+
+[interface.ra]
+max_interval_s = 30
+rdnss = ["2001:db8:1::53"]
+mtu = 1400
+
+[[interface]]
+name = "r1"
+addresses = ["2001:db8:2::1/64"]
+
+[[route]]
+prefix = "2001:db8:3::/48"
+via = "2001:db8:2::2"
+
+[[route]]
+prefix = "::/0"
+via = "fe80::2"
+dev = "r1"
+
+[[neighbor]]
+ip = "2001:db8:2::2"
+mac = "02:00:00:00:00:02"
+`
+	cfg, err := Parse("f.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := cfg.Interfaces[0].RA
+	if ra == nil || ra.MaxInterval != 30*time.Second || ra.MinInterval != 10*time.Second || ra.Lifetime != 90*time.Second ||
+		len(ra.Prefixes) != 1 || ra.Prefixes[0].String() != "2001:db8:1::/64" || ra.MTU != 1400 || len(ra.RDNSS) != 1 {
+		t.Errorf("ra %+v", ra)
+	}
+	if cfg.Interfaces[1].RA != nil {
+		t.Errorf("r1 has an RA config")
+	}
+	if r := cfg.Routes[0]; r.Dev != "r1" {
+		t.Errorf("route %+v: dev not derived", r)
+	}
+	if n := cfg.Neighbors[0]; n.Dev != "r1" {
+		t.Errorf("neighbor %+v", n)
+	}
+	if _, err := Parse("f.toml", []byte(strings.Replace(src, `"2001:db8:2::1/64"]`, `"2001:db8:2::1/64", "fe80::1/64"]`, 1))); err != nil {
+		t.Errorf("one link-local address on two ports: %v", err)
+	}
+	if _, err := Parse("f.toml", []byte(strings.Replace(src, `"fe80::1/64"]`, `"fe80::1/64", "fe80::2/64"]`, 1))); err == nil || !strings.Contains(err.Error(), "one link-local address") {
+		t.Errorf("two link-local addresses on a port: %v", err)
+	}
+	_, err = Parse("f.toml", []byte(strings.Replace(src, `dev = "r1"`, "", 1)))
+	if err == nil || !strings.Contains(err.Error(), "f.toml:19: route[1].dev: missing: a link-local gateway") {
+		t.Errorf("link-local via without dev: %v", err)
 	}
 }

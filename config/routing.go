@@ -160,8 +160,8 @@ func (c *checker) route(t string, rr rawRoute, cfg *Config) (Route, bool) {
 	case err != nil:
 		c.bad(t+".prefix", "%q is not a prefix (like 198.51.100.0/24)", rr.Prefix)
 		return r, false
-	case !p.Addr().Is4():
-		c.bad(t+".prefix", "%s: IPv6 is not supported yet", rr.Prefix)
+	case p.Addr().Is4In6() || p.Addr().Zone() != "":
+		c.bad(t+".prefix", "%s: IPv4-mapped or zoned prefixes are not routable", rr.Prefix)
 		return r, false
 	case p != p.Masked():
 		c.bad(t+".prefix", "%s has host bits set; did you mean %s?", rr.Prefix, p.Masked())
@@ -205,6 +205,10 @@ func (c *checker) route(t string, rr rawRoute, cfg *Config) (Route, bool) {
 				c.bad(k+".via", "missing: each ECMP next hop needs a gateway")
 				return r, false
 			}
+			if via.Is4() != p.Addr().Is4() {
+				c.bad(k+".via", "%s and the prefix %s are of different address families", via, p)
+				return r, false
+			}
 			w := int64(1)
 			if rn.Weight != nil {
 				w = *rn.Weight
@@ -233,6 +237,10 @@ func (c *checker) route(t string, rr rawRoute, cfg *Config) (Route, bool) {
 	if !ok {
 		return r, false
 	}
+	if via.IsValid() && via.Is4() != p.Addr().Is4() {
+		c.bad(t+".via", "%s and the prefix %s are of different address families", via, p)
+		return r, false
+	}
 	r.Via, r.Dev = via, dev
 	return r, true
 }
@@ -253,9 +261,17 @@ func (c *checker) gateway(t, viaS, dev string, cfg *Config) (netip.Addr, string,
 		return netip.Addr{}, dev, true
 	}
 	via, err := netip.ParseAddr(viaS)
-	if err != nil || !via.Is4() {
-		c.bad(t+".via", "%q is not an IPv4 address", viaS)
+	if err != nil || via.Zone() != "" || via.Is4In6() || via.IsMulticast() || via.IsUnspecified() {
+		c.bad(t+".via", "%q is not a unicast IPv4 or IPv6 address", viaS)
 		return netip.Addr{}, "", false
+	}
+	if via.Is6() && via.IsLinkLocalUnicast() {
+		// A link-local gateway is on every link: the device says which.
+		if dev == "" {
+			c.bad(t+".dev", "missing: a link-local gateway (%s) needs its interface", via)
+			return netip.Addr{}, "", false
+		}
+		return via, dev, true
 	}
 	if _, own := c.ownAddr(cfg, via); own {
 		c.bad(t+".via", "%s is one of ferry's own addresses", via)
@@ -329,8 +345,8 @@ func (c *checker) rule(t string, rr rawRule, cfg *Config) (Rule, bool) {
 		case err != nil:
 			c.bad(t+"."+sel.key, "%q is not a prefix or address (like 192.0.2.0/25)", sel.s)
 			ok = false
-		case !p.Addr().Is4():
-			c.bad(t+"."+sel.key, "%s: IPv6 is not supported yet", sel.s)
+		case p.Addr().Is4In6() || p.Addr().Zone() != "":
+			c.bad(t+"."+sel.key, "%s: IPv4-mapped or zoned prefixes cannot be matched", sel.s)
 			ok = false
 		case p != p.Masked():
 			c.bad(t+"."+sel.key, "%s has host bits set; did you mean %s?", sel.s, p.Masked())

@@ -11,8 +11,7 @@ const (
 	// input
 	DropFrameTruncated   // shorter than an Ethernet header
 	DropNotForUs         // unicast to another host's MAC (seen because the port is promiscuous)
-	DropUnknownEtherType // neither IPv4 nor ARP
-	DropIPv6NotEnabled   // IPv6 arrives in a later release
+	DropUnknownEtherType // neither IPv4, ARP nor IPv6
 	DropIPTruncated      // frame shorter than 20 bytes of IPv4 or than its total length
 	DropIPBadVersion     // version field is not 4
 	DropIPBadIHL         // header length < 20 bytes or beyond the packet
@@ -67,6 +66,22 @@ const (
 	DropReasmOverlap      // fragment overlapping another of its datagram: the whole datagram is dropped
 	DropReasmNoMemory     // fragment to ferry with every reassembly buffer busy
 	DropReasmMalformed    // fragment to ferry with a bad length or offset
+	// IPv6 (input6.go, forward6.go, nd.go, icmp6.go)
+	DropIP6Truncated     // shorter than 40 bytes, or than 40 + payload length
+	DropIP6BadVersion    // version field is not 6
+	DropIP6BadLength     // payload length 0 (jumbograms are not supported) or a GSO frame without a segment size
+	DropIP6MartianSource // source is multicast or loopback, or unspecified outside duplicate address detection
+	DropIP6MartianDest   // destination is unspecified or loopback
+	DropIP6BadExtHeaders // extension-header chain runs past the packet or holds more than 8 headers
+	DropIP6Multicast     // multicast that is not Neighbor Discovery for ferry: never forwarded
+	DropIP6LinkLocal     // link-local destination that is not ferry's: never forwarded off its link
+	DropIP6BeyondScope   // link-local source would leave its link; ICMPv6 beyond scope sent
+	DropHopLimitExceeded // hop limit <= 1; ICMPv6 time exceeded sent
+	DropPacketTooBig     // larger than the egress MTU (IPv6 routers never fragment); ICMPv6 packet too big sent
+	DropIP6ParamProblem  // malformed header, unknown option or next header for ferry; ICMPv6 parameter problem sent
+	DropNDInvalid        // Neighbor Discovery that fails RFC 4861's validity checks (hop limit 255, code, checksum, options)
+	DropNDNotForUs       // Neighbor Solicitation for an address that is not ferry's
+	DropNDIgnored        // router advertisements and redirects from others: ferry configures none from them
 
 	numDrops
 )
@@ -76,7 +91,6 @@ var dropNames = [numDrops]string{
 	DropFrameTruncated:     "frame_truncated",
 	DropNotForUs:           "not_for_us",
 	DropUnknownEtherType:   "unknown_ethertype",
-	DropIPv6NotEnabled:     "ipv6_not_enabled",
 	DropIPTruncated:        "ip_truncated",
 	DropIPBadVersion:       "ip_bad_version",
 	DropIPBadIHL:           "ip_bad_ihl",
@@ -122,6 +136,21 @@ var dropNames = [numDrops]string{
 	DropReasmOverlap:       "reassembly_overlap",
 	DropReasmNoMemory:      "reassembly_no_memory",
 	DropReasmMalformed:     "reassembly_malformed",
+	DropIP6Truncated:       "ip6_truncated",
+	DropIP6BadVersion:      "ip6_bad_version",
+	DropIP6BadLength:       "ip6_bad_payload_length",
+	DropIP6MartianSource:   "ip6_martian_source",
+	DropIP6MartianDest:     "ip6_martian_destination",
+	DropIP6BadExtHeaders:   "ip6_bad_extension_headers",
+	DropIP6Multicast:       "ip6_multicast_not_forwarded",
+	DropIP6LinkLocal:       "ip6_link_local_not_forwarded",
+	DropIP6BeyondScope:     "ip6_beyond_scope",
+	DropHopLimitExceeded:   "hop_limit_exceeded",
+	DropPacketTooBig:       "packet_too_big",
+	DropIP6ParamProblem:    "ip6_parameter_problem",
+	DropNDInvalid:          "nd_invalid",
+	DropNDNotForUs:         "nd_not_for_us",
+	DropNDIgnored:          "nd_ignored",
 }
 
 func (d Drop) String() string {

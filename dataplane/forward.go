@@ -16,6 +16,10 @@ func (w *worker) forward() {
 		if p.next != stageForward {
 			continue
 		}
+		if p.flags&flagIPv6 != 0 {
+			w.forward6(p)
+			continue
+		}
 		ip := p.buf[p.l3 : p.off+p.n]
 		if ip[8] <= 1 {
 			w.icmpError(p, icmpTimeExceeded, icmpTTLExceeded, 0, DropTTLExceeded)

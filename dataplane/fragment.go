@@ -21,7 +21,8 @@ func (w *worker) fragment() {
 		}
 		p.next = stageNeighbour
 		mtu := w.r.ports[p.out].mtu
-		if p.n-ethHdrLen <= mtu || p.gsoType() != iface.VnetGSONone {
+		// IPv6 is never fragmented on the way (forward6 sent packet too big).
+		if p.n-ethHdrLen <= mtu || p.gsoType() != iface.VnetGSONone || p.flags&flagIPv6 != 0 {
 			continue
 		}
 		if !w.split(p, mtu) {

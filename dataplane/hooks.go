@@ -6,6 +6,7 @@ package dataplane
 // A hook sees the whole batch, as every stage does, and may rewrite
 // packets in place or drop them with Packet.Drop. It must not keep
 // references to packets after Process returns: the buffers are reused.
+// IPv6 packets pass the same hooks; Packet.IsIPv6 tells them apart.
 type Hook interface {
 	Name() string
 	Process(pkts []*Packet)

@@ -10,8 +10,9 @@ import (
 )
 
 // input is the validation gate: after it, every live packet is either ARP
-// (next: arp) or an IPv4 packet whose header fields can be read unchecked
-// (next: prerouting), trimmed to its total length.
+// (next: arp), Neighbor Discovery (next: nd), or an IPv4 or IPv6 packet
+// whose header fields can be read unchecked (next: prerouting), trimmed to
+// its total length. IPv6 is checked in input6.go.
 //
 // A header with options is checked here too (options.go): malformed
 // options are answered with a parameter problem, source routes dropped
@@ -39,7 +40,7 @@ func (w *worker) input() {
 		case etherTypeARP:
 			p.next = stageARP
 		case etherTypeIPv6:
-			p.Drop(DropIPv6NotEnabled)
+			w.inputIPv6(p, dst[0]&1 != 0)
 		default:
 			p.Drop(DropUnknownEtherType)
 		}

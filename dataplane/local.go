@@ -25,6 +25,10 @@ func (w *worker) local() {
 			continue
 		}
 		w.ctr.local.Add(1)
+		if p.flags&flagIPv6 != 0 {
+			w.local6(p)
+			continue
+		}
 		if binary.BigEndian.Uint16(p.buf[p.l3+6:])&0x3fff != 0 && !w.reassemble(p) {
 			continue
 		}

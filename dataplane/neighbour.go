@@ -13,8 +13,10 @@ const queuedPrefix = 1 + iface.VnetHdrLen
 // neighbour finds the MAC of each packet's next hop. A resolved entry is a
 // lock-free lookup; an unresolved one parks the packet in the entry's small
 // queue (the frame is copied, the buffer goes back to the batch) and sends
-// an ARP request. The packets come back through arp.go when the reply
-// arrives, or as ICMP host unreachable when the table gives up.
+// an ARP request, or for IPv6 a neighbour solicitation. The packets come
+// back through arp.go (nd.go) when the reply (advertisement) arrives, or as
+// ICMP host unreachable (ICMPv6 address unreachable) when the table gives
+// up.
 func (w *worker) neighbour() {
 	for _, p := range w.vec {
 		if p.next != stageNeighbour {
@@ -31,7 +33,10 @@ func (w *worker) neighbour() {
 // resolve sends p to rewrite with its next hop's MAC in place, or parks it.
 func (w *worker) resolve(p *Packet) {
 	k := neigh.Key{Port: p.out, IP: p.nh}
-	if e := w.r.neigh.Lookup(k); e != nil {
+	if p.flags&flagIPv6 != 0 {
+		k = neigh.Key{Port: p.out, IP6: p.nh6}
+	}
+	if e := w.r.neigh.LookupCached(&w.nc, k); e != nil {
 		if mac, ok := e.MAC(); ok {
 			copy(p.dstMAC(), mac[:])
 			e.Touch()
@@ -44,7 +49,7 @@ func (w *worker) resolve(p *Packet) {
 	if dropped && e != nil && e.State() == neigh.Failed {
 		// Resolution failed moments ago and is held down: tell the sender
 		// now rather than queueing for another round of requests.
-		w.icmpError(p, icmpDestUnreachable, icmpHostUnreachable, 0, DropNeighborFailed)
+		w.neighborFailed(p)
 		if p.next == stagePostrouting {
 			// The error passed the stages before this one as it was built;
 			// resolve its own next hop (it never loops: an error about
@@ -66,6 +71,10 @@ func (w *worker) resolve(p *Packet) {
 	}
 	p.next, p.drop = stageDone, DropNone
 	if send {
-		w.sendARPRequest(k.Port, k.IP)
+		if k.V6() {
+			w.sendNS(k.Port, k.IP6)
+		} else {
+			w.sendARPRequest(k.Port, k.IP)
+		}
 	}
 }

@@ -29,17 +29,21 @@ type Packet struct {
 	buf []byte // whole buffer: Headroom, then the frame
 	off int    // start of the Ethernet header; virtio_net_hdr at off-VnetHdrLen
 	n   int    // frame length from off
-	l3  int    // start of the IPv4 header
+	l3  int    // start of the IPv4 or IPv6 header
+	l4  int    // IPv6: start of the upper-layer header, after the extension headers
 
 	next  stage // the next stage that must see this packet (stages only move forward)
 	drop  Drop  // why, once next == stageDone without being sent
 	flags pktFlags
 
-	in   int    // ingress port
-	out  int    // egress port, set by route
-	mark uint32 // fwmark: set by hooks, matched by policy rules
-	nh   uint32
+	in   int      // ingress port
+	out  int      // egress port, set by route
+	mark uint32   // fwmark: set by hooks, matched by policy rules
+	nh   uint32   // IPv4 next hop
+	nh6  [16]byte // IPv6 next hop (flagIPv6)
 	hop  *fib.NextHop
+
+	proto uint8 // IPv6: upper-layer protocol, found by input6
 
 	spare int // index in the worker's spare pool (spares only)
 }
@@ -61,13 +65,21 @@ const (
 	// flagSRHit: ferry took the destination from the source route; forward
 	// records its egress address in the slot it came from.
 	flagSRHit
+	// flagIPv6: an IPv6 packet; stages that handle both families dispatch
+	// on it to their *6 counterparts.
+	flagIPv6
 )
 
 // Frame is the link-layer frame.
 func (p *Packet) Frame() []byte { return p.buf[p.off : p.off+p.n] }
 
-// IP is the IPv4 packet, header first, up to the end of the frame.
+// IP is the IPv4 or IPv6 packet, header first, up to the end of the frame.
 func (p *Packet) IP() []byte { return p.buf[p.l3 : p.off+p.n] }
+
+// IsIPv6 reports whether the packet is IPv6 (IP is then an IPv6 packet,
+// from input on). Hooks see both families and must check it before reading
+// an IPv4 header.
+func (p *Packet) IsIPv6() bool { return p.flags&flagIPv6 != 0 }
 
 // InPort and OutPort are ferry port indexes (the order of [[interface]] in
 // the config). OutPort is valid after the route stage.

@@ -7,9 +7,10 @@ package dataplane
 // forward hook; an ARP reply goes straight to transmit) and one pass over
 // the list handles the whole batch.
 //
-//	input        Ethernet, ARP/IPv4 demux, IPv4 header validation    input.go
-//	             (and options, when the header has any)              options.go
+//	input        Ethernet, ARP/IPv4/IPv6 demux, header validation     input.go input6.go
+//	             (and IPv4 options, when the header has any)          options.go
 //	arp          answer requests for ferry's addresses, learn replies arp.go
+//	nd           IPv6 Neighbor Discovery: NS, NA, RS                  nd.go
 //	prerouting   hook: filter, DNAT                                   hooks.go
 //	route        FIB lookup for the whole batch                        route.go
 //	             rp_filter, directed broadcasts, source routes         rpfilter.go broadcast.go options.go
@@ -23,14 +24,18 @@ package dataplane
 //	transmit     one write per egress port for the whole batch        transmit.go
 //
 // Exceptions are routes, not afterthoughts: a packet that needs an ICMP
-// error is turned into that error in place (icmp.go) and continues at
-// postrouting as a packet of ferry's own.
+// error is turned into that error in place (icmp.go, icmp6.go) and
+// continues at postrouting as a packet of ferry's own.
+//
+// IPv6 packets (flagIPv6) take the same stages; route, local, forward and
+// fragment hand them to route6.go, local6.go and forward6.go.
 
 type stage uint8
 
 const (
 	stageInput stage = iota
 	stageARP
+	stageND
 	stagePrerouting
 	stageRoute
 	stageLocal
@@ -44,7 +49,7 @@ const (
 )
 
 var stageNames = [...]string{
-	"input", "arp", "prerouting", "route", "local", "forward",
+	"input", "arp", "nd", "prerouting", "route", "local", "forward",
 	"postrouting", "fragment", "neighbour", "rewrite", "transmit", "done",
 }
 
@@ -54,6 +59,7 @@ func (s stage) String() string { return stageNames[s] }
 func (w *worker) process() {
 	w.input()
 	w.arp()
+	w.nd()
 	w.hook(stagePrerouting, w.r.hooks.Prerouting)
 	w.route()
 	w.local()

@@ -15,7 +15,7 @@ func (w *worker) route() {
 	policy := w.r.policyActive.Load()
 	k := 0
 	for _, p := range w.vec {
-		if p.next != stageRoute {
+		if p.next != stageRoute || p.flags&flagIPv6 != 0 {
 			continue
 		}
 		ip := p.buf[p.l3:]
@@ -25,6 +25,7 @@ func (w *worker) route() {
 		}
 		k++
 	}
+	w.route6()
 	if k == 0 {
 		return
 	}
@@ -35,7 +36,7 @@ func (w *worker) route() {
 	}
 	k = 0
 	for _, p := range w.vec {
-		if p.next != stageRoute {
+		if p.next != stageRoute || p.flags&flagIPv6 != 0 {
 			continue
 		}
 		dst, h := w.dsts[k], w.hops[k]

@@ -48,6 +48,11 @@ type Router struct {
 	nWorkers int     // how many workers share the reassembly memory
 	ctl      *worker // the control goroutine's own pipeline (ICMP for failed ARP)
 
+	// IPv6 duplicate address detection, run by the control goroutine (ra.go).
+	dadEnd  time.Time
+	dadDone bool
+	local6  []local6 // ferry's global IPv6 addresses (addr6.go)
+
 	stopping atomic.Bool
 	wg       sync.WaitGroup
 	done     chan struct{}
@@ -62,8 +67,9 @@ type port struct {
 	link  iface.Link
 	mac   [6]byte
 	mtu   int
-	addrs []netip.Prefix
-	bcast []uint32 // directed broadcast addresses of addrs
+	addrs []netip.Prefix // IPv4
+	bcast []uint32       // directed broadcast addresses of addrs
+	v6    *port6         // IPv6 addresses and router advertisements (addr6.go)
 	up    atomic.Bool
 	gone  atomic.Bool
 
@@ -118,17 +124,19 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		p := &port{idx: i, name: ifc.Name, kind: ifc.Kind, link: l, mtu: l.MTU(), addrs: ifc.Addresses,
 			acceptSourceRoute: ifc.AcceptSourceRoute, bcForwarding: ifc.BCForwarding,
 			sendRedirects: ifc.SendRedirects, rpFilter: uint8(ifc.RPFilter)}
-		p.bcast = p.broadcasts()
-		r.rpFilterAny = r.rpFilterAny || p.rpFilter != 0
-		for _, a := range p.addrs {
-			r.ours = append(r.ours, ip4(a.Addr()))
-		}
 		copy(p.mac[:], l.MAC())
 		if ifc.MAC != nil {
 			copy(p.mac[:], ifc.MAC)
 		}
 		if ifc.MTU > 0 {
 			p.mtu = ifc.MTU
+		}
+		p.v6, p.addrs = newPort6(p.mac, ifc)
+		// newPort6 left only the IPv4 addresses in p.addrs.
+		p.bcast = p.broadcasts()
+		r.rpFilterAny = r.rpFilterAny || p.rpFilter != 0
+		for _, a := range p.addrs {
+			r.ours = append(r.ours, ip4(a.Addr()))
 		}
 		p.up.Store(l.Up())
 		if t, ok := l.(iface.IngressTaker); ok && !ifc.KernelRx && t.TakeErr() != nil {
@@ -190,6 +198,9 @@ func (r *Router) loadTables(cfg *config.Config) error {
 			}
 		}
 	}
+	if err := r.loadTables6(); err != nil {
+		return err
+	}
 	for _, rt := range cfg.Routes {
 		fr, err := r.fibRoute(rt, "static")
 		if err == nil {
@@ -213,7 +224,13 @@ func (r *Router) loadTables(cfg *config.Config) error {
 		if pi < 0 {
 			return fmt.Errorf("%s:%d: neighbor %s: unknown dev %q", cfg.File, n.Line, n.IP, n.Dev)
 		}
-		if err := r.neigh.AddStatic(neigh.Key{Port: pi, IP: ip4(n.IP)}, [6]byte(n.MAC)); err != nil {
+		k := neigh.Key{Port: pi}
+		if n.IP.Is6() {
+			k.IP6 = n.IP.As16()
+		} else {
+			k.IP = ip4(n.IP)
+		}
+		if err := r.neigh.AddStatic(k, [6]byte(n.MAC)); err != nil {
 			return fmt.Errorf("%s:%d: neighbor %s: %w", cfg.File, n.Line, n.IP, err)
 		}
 	}
@@ -230,6 +247,9 @@ func (r *Router) portIndex(name string) int {
 }
 
 func (r *Router) connectedPort(a netip.Addr) int {
+	if a.Is6() {
+		return r.connectedPort6(a)
+	}
 	for _, p := range r.ports {
 		for _, pf := range p.addrs {
 			if pf.Contains(a) {
@@ -245,8 +265,10 @@ func ip4(a netip.Addr) uint32 {
 	return binary.BigEndian.Uint32(b[:])
 }
 
-// Start launches the workers and the control goroutine.
+// Start launches the workers and the control goroutine. ferry's IPv6
+// addresses stay tentative until duplicate address detection is over.
 func (r *Router) Start() {
+	r.markTentative()
 	for _, w := range r.workers {
 		r.wg.Add(1)
 		go func() {
@@ -300,6 +322,7 @@ func (r *Router) control() {
 			return
 		case now := <-tick.C:
 			r.neighbourTimers(now)
+			r.control6(now)
 			if n++; n%5 == 0 {
 				r.refreshLinks() // for display and logs; transmit does not depend on it
 			}
@@ -332,6 +355,10 @@ func (r *Router) neighbourTimers(now time.Time) {
 		p := r.ports[a.Key.Port]
 		switch a.Kind {
 		case neigh.SendBroadcastRequest, neigh.SendUnicastProbe:
+			if a.Key.V6() {
+				r.sendNS(p, a)
+				continue
+			}
 			dst := broadcastMAC
 			if a.Kind == neigh.SendUnicastProbe {
 				dst = a.MAC
@@ -346,7 +373,7 @@ func (r *Router) neighbourTimers(now time.Time) {
 				if s == nil {
 					break
 				}
-				w.icmpError(s, icmpDestUnreachable, icmpHostUnreachable, 0, DropNeighborFailed)
+				w.neighborFailed(s)
 			}
 		}
 	}

@@ -318,8 +318,12 @@ func (r *Router) RouteGet(dst, src netip.Addr, iif string, mark uint32) (RouteGe
 			return RouteGetStatus{}, fmt.Errorf("unknown interface %q", iif)
 		}
 	}
-	if !dst.Is4() || (src.IsValid() && !src.Is4()) {
-		return RouteGetStatus{}, errors.New("only IPv4 is routed yet")
+	dst, src = dst.Unmap(), src.Unmap()
+	if src.IsValid() && src.Is4() != dst.Is4() {
+		return RouteGetStatus{}, errors.New("from and to are of different address families")
+	}
+	if dst.Is6() {
+		return r.routeGet6(dst, src, in, mark)
 	}
 	d, ok := r.policy.Explain(src, dst, in, mark)
 	if !ok || d.NextHop == nil {

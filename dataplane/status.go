@@ -110,6 +110,16 @@ func (r *Router) Interfaces() []InterfaceStatus {
 		for _, a := range p.addrs {
 			s.Addresses = append(s.Addresses, a.String())
 		}
+		for _, x := range p.v6.all {
+			a := netip.PrefixFrom(netip.AddrFrom16(x.a), x.bits).String()
+			switch {
+			case x.off.Load():
+				a += " dadfailed"
+			case x.tentative.Load():
+				a += " tentative"
+			}
+			s.Addresses = append(s.Addresses, a)
+		}
 		for _, w := range r.allWorkers() {
 			pc := &w.ctr.ports[i]
 			s.RxPackets += pc.rxPackets.Load()
@@ -138,7 +148,7 @@ func (r *Router) Neighbors() []NeighborStatus {
 	var out []NeighborStatus
 	for _, n := range r.neigh.Snapshot() {
 		s := NeighborStatus{
-			IP:     netip.AddrFrom4([4]byte{byte(n.Key.IP >> 24), byte(n.Key.IP >> 16), byte(n.Key.IP >> 8), byte(n.Key.IP)}).String(),
+			IP:     n.Key.Addr().String(),
 			State:  n.State.String(),
 			Queued: n.Queued,
 		}

@@ -1,11 +1,13 @@
 package dataplane
 
 import (
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-router/ferry/dataplane/neigh"
 	"github.com/ferry-router/ferry/fib"
 	"github.com/ferry-router/ferry/iface"
 )
@@ -33,6 +35,7 @@ type worker struct {
 	sizes   []int      //
 	txb     [][][]byte // Write arguments, by egress port
 	dsts    []uint32   // route stage
+	dsts6   []netip.Addr
 	hops    []*fib.NextHop
 	flows   []fib.Flow4 // route stage, when policy rules are in use
 	hookVec []*Packet   // packets at the hook point being run
@@ -43,6 +46,7 @@ type worker struct {
 	rl   rateLimiter
 	rd   redirectLimiter
 	ra   reassembler
+	nc   neigh.Cache // the neighbour stage's last lookup
 	ctr  *workerCounters
 	next int // port to read first, rotated for fairness
 
@@ -64,6 +68,7 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 		sizes:      make([]int, b),
 		txb:        make([][][]byte, len(queues)),
 		dsts:       make([]uint32, 2*b),
+		dsts6:      make([]netip.Addr, 2*b),
 		hops:       make([]*fib.NextHop, 2*b),
 		flows:      make([]fib.Flow4, 2*b),
 		hookVec:    make([]*Packet, 0, 2*b),

@@ -3,6 +3,10 @@
 #
 #   host A  eth0 192.0.2.2 ── r0 [ ferryd ] r1 ── eth0 198.51.100.2  host B
 #                        192.0.2.1       198.51.100.1
+#                    2001:db8:1::1       2001:db8:2::1
+#
+# The hosts' IPv6 addresses and default routes come from ferry's router
+# advertisements (SLAAC): nothing IPv6 is configured on them.
 #
 # Every namespace is named fydemo-<pid>-*, and the trap removes them (and
 # stops ferryd and iperf3) on exit, Ctrl-C or kill, so the host is left as
@@ -83,7 +87,11 @@ ip netns exec "$R" sysctl -q -w net.ipv4.ip_forward=0
 ip netns exec "$R" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1
 echo "host A: 192.0.2.2/24 on eth0, default via 192.0.2.1"
 echo "host B: 198.51.100.2/24 on eth0, default via 198.51.100.1"
+for ns in "$A" "$B"; do
+	ip netns exec "$ns" sysctl -q -w net.ipv6.conf.eth0.disable_ipv6=0 net.ipv6.conf.eth0.accept_ra=1
+done
 echo "router: r0 and r1 carry no kernel addresses; ferryd owns them"
+echo "IPv6: hosts configure themselves from ferry's router advertisements"
 
 cat >"$CFG" <<EOF
 # ferryd config for the demo lab
@@ -96,12 +104,18 @@ socket = "$SOCK"
 [[interface]]
 name = "r0"
 kind = "afpacket"
-addresses = ["192.0.2.1/24"]
+addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]
+
+[interface.ra]
+max_interval_s = 30
 
 [[interface]]
 name = "r1"
 kind = "afpacket"
-addresses = ["198.51.100.1/24"]
+addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]
+
+[interface.ra]
+max_interval_s = 30
 EOF
 heading "ferryd config ($CFG)"
 cat "$CFG"
@@ -140,6 +154,39 @@ step "$A" traceroute -n -q1 -w1 -N1 198.51.100.2
 heading "ping an unrouted address (ferry answers: net unreachable)"
 printf '%s$ %s%s\n' "$B1" "ping -c 2 -W 1 203.0.113.77" "$B0"
 ip netns exec "$A" ping -c 2 -i 0.2 -W 1 203.0.113.77 || true
+
+heading "IPv6: waiting for A and B to configure themselves from ferry's router advertisements"
+# global6 prints ns's global IPv6 address on eth0 in prefix $2 once DAD is done.
+global6() {
+	ip -n "$1" -6 -o addr show dev eth0 scope global -tentative | awk '{print $4}' | grep "^$2" | cut -d/ -f1 | head -1 || true
+}
+A6="" B6=""
+for _ in $(seq 1 100); do
+	A6=$(global6 "$A" 2001:db8:1:)
+	B6=$(global6 "$B" 2001:db8:2:)
+	[[ -n $A6 && -n $B6 ]] && (ip -n "$A" -6 route show default | grep -q "proto ra") && break
+	sleep 0.2
+done
+if [[ -z $A6 || -z $B6 ]]; then
+	FAILED+=("IPv6 autoconfiguration")
+	echo "hosts did not configure IPv6 addresses"
+else
+	echo "host A: $A6, host B: $B6"
+	step "$A" ip -6 route show default
+	LL0=$(ip -n "$A" -6 route show default | awk '{print $3}')
+
+	heading "ping6 A -> B through ferry, and ferry's global and link-local addresses"
+	step "$A" ping -6 -c 5 -i 0.2 -W 1 "$B6"
+	step "$A" ping -6 -c 3 -i 0.2 -W 1 2001:db8:1::1
+	step "$A" ping -6 -c 3 -i 0.2 -W 1 "$LL0%eth0"
+
+	heading "traceroute -6 A -> B (hop 1 is ferry)"
+	step "$A" traceroute -6 -n -q1 -w1 -N1 "$B6"
+
+	heading "ping6 an unrouted address (ferry answers: no route)"
+	printf '%s$ %s%s\n' "$B1" "ping -6 -c 2 -W 1 2001:db8:ff::77" "$B0"
+	ip netns exec "$A" ping -6 -c 2 -i 0.2 -W 1 2001:db8:ff::77 || true
+fi
 
 heading "iperf3 TCP A -> B, 3 seconds (hosts keep TSO/GSO/checksum offload on)"
 ip netns exec "$B" iperf3 -s -1 -B 198.51.100.2 >/dev/null 2>&1 &

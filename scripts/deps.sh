@@ -15,6 +15,7 @@ packages=(
 	tcpdump           # debugging captures; e2e tests check what went on the wire
 	hping3            # crafted fragments and TCP SYNs in the IPv4 requirements tests
 	nmap              # SYN scan of ferry's closed ports (RST expected)
+	ndisc6            # rdisc6: sees ferry's IPv6 router advertisements
 	socat             # ad-hoc sockets in the demo and debugging
 	ethtool           # offload inspection on lab interfaces
 	nftables          # the kernel's masquerade and filter contenders in the benchmark

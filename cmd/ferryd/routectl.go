@@ -206,14 +206,15 @@ func routeLoad(r *dataplane.Router, cfg *config.Config, args []string) (any, err
 		if len(fields) == 1 {
 			// The common case, a bare prefix, skips the word parser.
 			p, err := netip.ParsePrefix(fields[0])
-			if err == nil && p.Addr().Is6() && tmpl.Via.Is4() {
-				// A mixed table file: an IPv4 gateway cannot carry these.
+			if err == nil && tmpl.Via.IsValid() && p.Addr().Is4() != tmpl.Via.Is4() {
+				// A mixed table file: a gateway of one family cannot
+				// carry the other's prefixes.
 				skipped++
 				continue
 			}
 			switch {
-			case err != nil || !p.Addr().Is4():
-				err = fmt.Errorf("%q is not an IPv4 prefix", fields[0])
+			case err != nil || p.Addr().Is4In6() || p.Addr().Zone() != "":
+				err = fmt.Errorf("%q is not a prefix", fields[0])
 			case p != p.Masked():
 				err = fmt.Errorf("%s has host bits set; did you mean %s?", p, p.Masked())
 			}

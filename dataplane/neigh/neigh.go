@@ -1,4 +1,5 @@
-// Package neigh is ferry's IPv4 neighbour (ARP) table: the states and timers
+// Package neigh is ferry's neighbour table, for ARP (IPv4) and Neighbor
+// Discovery (IPv6) alike: the states and timers
 // of Linux's neighbour subsystem (net/core/neighbour.c) as pure logic. It
 // does no I/O and keeps no goroutine: callers pass the time in, and the
 // control goroutine calls Tick and carries out the Actions it returns.
@@ -13,17 +14,32 @@ package neigh
 import (
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Key names a neighbour: the ferry port it is reached through and its IPv4
-// address (host byte order).
+// Key names a neighbour: the ferry port it is reached through and its
+// address, IPv4 in IP (host byte order) or IPv6 in IP6 with IP zero. A
+// plain comparable struct keeps lookups allocation-free; the IPv6 form
+// costs IPv4 keys 16 zero bytes of hashing.
 type Key struct {
 	Port int
 	IP   uint32
+	IP6  [16]byte
+}
+
+// V6 reports whether k names an IPv6 neighbour.
+func (k Key) V6() bool { return k.IP6 != [16]byte{} }
+
+// Addr returns k's address.
+func (k Key) Addr() netip.Addr {
+	if k.V6() {
+		return netip.AddrFrom16(k.IP6)
+	}
+	return netip.AddrFrom4([4]byte{byte(k.IP >> 24), byte(k.IP >> 16), byte(k.IP >> 8), byte(k.IP)})
 }
 
 // State is a neighbour's NUD state.
@@ -151,6 +167,28 @@ func New(cfg Config) *Table {
 
 // Lookup returns the entry for k, or nil. Lock-free and allocation-free.
 func (t *Table) Lookup(k Key) *Entry { return (*t.snap.Load())[k] }
+
+// Cache is one worker's memory of its last lookup. A router sends most
+// packets to a few next hops (its gateways), so consecutive packets mostly
+// share one; comparing a 32-byte key costs less than hashing it. The cache
+// is exact: it is used only while the table's map is the one it was filled
+// from, and entries change state in place.
+type Cache struct {
+	m *map[Key]*Entry
+	k Key
+	e *Entry
+}
+
+// LookupCached is Lookup through c, which belongs to one goroutine.
+func (t *Table) LookupCached(c *Cache, k Key) *Entry {
+	m := t.snap.Load()
+	if m == c.m && k == c.k {
+		return c.e
+	}
+	e := (*m)[k]
+	c.m, c.k, c.e = m, k, e
+	return e
+}
 
 // insert and remove copy the map: readers keep the snapshot they loaded.
 func (t *Table) insert(e *Entry) {
@@ -316,8 +354,8 @@ func (t *Table) Delete(k Key) bool {
 type ActionKind uint8
 
 const (
-	SendBroadcastRequest ActionKind = iota + 1 // who-has to ff:ff:ff:ff:ff:ff
-	SendUnicastProbe                           // who-has to the last known MAC
+	SendBroadcastRequest ActionKind = iota + 1 // who-has to ff:ff:ff:ff:ff:ff (IPv6: NS to the solicited-node group)
+	SendUnicastProbe                           // who-has (IPv6: NS) to the last known MAC
 	ResolveFailed                              // resolution failed: answer Frames with host unreachable
 )
 
@@ -404,7 +442,7 @@ func (t *Table) Snapshot() []Status {
 		if out[i].Key.Port != out[j].Key.Port {
 			return out[i].Key.Port < out[j].Key.Port
 		}
-		return out[i].Key.IP < out[j].Key.IP
+		return out[i].Key.Addr().Less(out[j].Key.Addr())
 	})
 	return out
 }

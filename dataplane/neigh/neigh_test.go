@@ -1,6 +1,7 @@
 package neigh
 
 import (
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -230,5 +231,56 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	wg.Wait()
 	if len(tb.Snapshot()) == 0 {
 		t.Error("table empty after the run")
+	}
+}
+
+// IPv4 and IPv6 neighbours share the table; their keys never collide and
+// lookups stay allocation-free.
+func TestIPv6Keys(t *testing.T) {
+	tb := New(Config{})
+	k4 := Key{Port: 1, IP: 0xc0000202}
+	k6 := Key{Port: 1, IP6: netip.MustParseAddr("2001:db8::2").As16()}
+	if k4.V6() || !k6.V6() || k6.Addr().String() != "2001:db8::2" || k4.Addr().String() != "192.0.2.2" {
+		t.Fatalf("keys %v %v", k4.Addr(), k6.Addr())
+	}
+	now := time.Now()
+	tb.Confirm(k4, [6]byte{2, 0, 0, 0, 0, 4}, now, true)
+	tb.Confirm(k6, [6]byte{2, 0, 0, 0, 0, 6}, now, true)
+	m4, _ := tb.Lookup(k4).MAC()
+	m6, _ := tb.Lookup(k6).MAC()
+	if m4[5] != 4 || m6[5] != 6 {
+		t.Errorf("macs %x %x", m4, m6)
+	}
+	if s := tb.Snapshot(); len(s) != 2 || s[0].Key != k4 || s[1].Key != k6 {
+		t.Errorf("snapshot %+v", s)
+	}
+	if a := testing.AllocsPerRun(100, func() { tb.Lookup(k6) }); a != 0 {
+		t.Errorf("%.0f allocations per IPv6 lookup", a)
+	}
+}
+
+// A cached lookup never returns an entry the table has since replaced.
+func TestLookupCached(t *testing.T) {
+	tb := New(Config{})
+	var c Cache
+	k6 := Key{Port: 0, IP6: netip.MustParseAddr("2001:db8::7").As16()}
+	if tb.LookupCached(&c, k6) != nil {
+		t.Fatal("entry in an empty table")
+	}
+	tb.Confirm(k6, [6]byte{2, 0, 0, 0, 0, 1}, t0, true)
+	e1 := tb.LookupCached(&c, k6)
+	if e1 == nil || tb.LookupCached(&c, k6) != e1 {
+		t.Fatal("cached lookup misses a new entry")
+	}
+	tb.Delete(k6)
+	if tb.LookupCached(&c, k6) != nil {
+		t.Fatal("cache returned a deleted entry")
+	}
+	tb.Confirm(k6, [6]byte{2, 0, 0, 0, 0, 2}, t0, true)
+	if e2 := tb.LookupCached(&c, k6); e2 == nil || e2 == e1 {
+		t.Fatal("cache returned the old entry after re-adding")
+	}
+	if a := testing.AllocsPerRun(100, func() { tb.LookupCached(&c, k6) }); a != 0 {
+		t.Errorf("%.0f allocations", a)
 	}
 }

@@ -22,6 +22,16 @@ type FerryConfig struct {
 	Mode string
 	// Extra is appended verbatim: more [[route]] or [[neighbor]] tables.
 	Extra string
+	// IPv6 adds the rig's IPv6 addresses (AddrR0v6, AddrR1v6 in /64s) to
+	// r0 and r1, each with router advertisements of its prefix every
+	// RAInterval seconds at most (default 30), so hosts configure
+	// themselves; RA0 and RA1 are appended to each [interface.ra]. NoRA
+	// leaves the advertisements out (hosts configured statically, as a
+	// benchmark wants its links quiet).
+	IPv6       bool
+	NoRA       bool
+	RAInterval int
+	RA0, RA1   string
 }
 
 // TOML renders the rig's ferryd config: r0 and r1 with ferry's addresses
@@ -42,11 +52,24 @@ func (c FerryConfig) TOML() string {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[control]\nsocket = %q\n\n", c.Socket)
-	fmt.Fprintf(&b, "[[interface]]\nname = \"r0\"\nkind = \"afpacket\"\naddresses = [%q]\n\n", AddrR0+"/24")
-	fmt.Fprintf(&b, "[[interface]]\nname = \"r1\"\nkind = \"afpacket\"\naddresses = [%q]\n", AddrR1+"/24")
+	ra := func(extra string) {
+		if c.IPv6 && !c.NoRA {
+			fmt.Fprintf(&b, "\n[interface.ra]\nmax_interval_s = %d\n%s\n", max(c.RAInterval, 30), extra)
+		}
+	}
+	addrs := func(v4, v6 string) string {
+		if c.IPv6 {
+			return fmt.Sprintf("%q, %q", v4+"/24", v6+"/64")
+		}
+		return fmt.Sprintf("%q", v4+"/24")
+	}
+	fmt.Fprintf(&b, "[[interface]]\nname = \"r0\"\nkind = \"afpacket\"\naddresses = [%s]\n", addrs(AddrR0, AddrR0v6))
+	ra(c.RA0)
+	fmt.Fprintf(&b, "\n[[interface]]\nname = \"r1\"\nkind = \"afpacket\"\naddresses = [%s]\n", addrs(AddrR1, AddrR1v6))
 	if c.MTU1 != 0 {
 		fmt.Fprintf(&b, "mtu = %d\n", c.MTU1)
 	}
+	ra(c.RA1)
 	if c.Extra != "" {
 		b.WriteString("\n" + c.Extra + "\n")
 	}

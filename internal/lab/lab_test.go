@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-router/ferry/config"
 )
 
 func hostLinks(t *testing.T) string {
@@ -255,5 +257,23 @@ func TestStartFerrydReportsEarlyExit(t *testing.T) {
 	_, err := r.StartFerryd(fd, fc, dir, FerryConfig{})
 	if err == nil || !strings.Contains(err.Error(), "config.toml:3: bad key") {
 		t.Fatalf("want an error carrying ferryd's log, got %v", err)
+	}
+}
+
+func TestFerryConfigIPv6(t *testing.T) {
+	c := FerryConfig{Socket: "/tmp/x.sock", IPv6: true, MTU1: 1300, RA0: "mtu = 1500"}
+	s := c.TOML()
+	for _, want := range []string{`addresses = ["192.0.2.1/24", "2001:db8:1::1/64"]`, `addresses = ["198.51.100.1/24", "2001:db8:2::1/64"]`,
+		"[interface.ra]\nmax_interval_s = 30\nmtu = 1500", "mtu = 1300\n\n[interface.ra]"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("config lacks %q:\n%s", want, s)
+		}
+	}
+	if _, err := config.Parse("rig.toml", []byte(s)); err != nil {
+		t.Errorf("ferryd would refuse the config: %v", err)
+	}
+	c.NoRA = true
+	if s := c.TOML(); strings.Contains(s, "[interface.ra]") {
+		t.Errorf("NoRA config has RAs:\n%s", s)
 	}
 }

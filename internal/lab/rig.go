@@ -25,6 +25,14 @@ const (
 	NetB   = "198.51.100.0/24"
 	// Unrouted is an address nothing in the rig routes to.
 	Unrouted = "203.0.113.77"
+
+	// IPv6 (FerryConfig.IPv6): ferry's addresses; hosts configure theirs
+	// from its router advertisements of NetAv6 and NetBv6.
+	AddrR0v6   = "2001:db8:1::1"
+	AddrR1v6   = "2001:db8:2::1"
+	NetAv6     = "2001:db8:1::/64"
+	NetBv6     = "2001:db8:2::/64"
+	UnroutedV6 = "2001:db8:ff::77"
 )
 
 // Rig is the A—R—B topology.
@@ -64,8 +72,9 @@ func NewRig(l *Lab, kernelRouter bool) (*Rig, error) {
 		{r.A, []string{"ip", "route", "add", "default", "via", AddrR0}},
 		{r.B, []string{"ip", "addr", "add", AddrB + "/24", "dev", "eth0"}},
 		{r.B, []string{"ip", "route", "add", "default", "via", AddrR1}},
-		// ferryd answers nothing IPv6 yet; keeping R's kernel quiet on IPv6
-		// keeps its own router solicitations out of ferry's counters.
+		// ferryd, not R's kernel, answers IPv6 on r0 and r1 (ND, RAs);
+		// keeping R's kernel off IPv6 also keeps its own router
+		// solicitations out of ferry's counters.
 		{r.R, []string{"sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"}},
 		{r.R, []string{"sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1"}},
 	}
