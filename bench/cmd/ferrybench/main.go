@@ -94,7 +94,7 @@ func run() error {
 	ferrydBin := flag.String("ferryd", "bin/ferryd", "ferryd binary")
 	ferryctlBin := flag.String("ferryctl", "bin/ferryctl", "ferryctl binary")
 	tableFile := flag.String("table", "../shared/data/bgp-full-table-prefixes.txt.gz", "full routing table (a prefix a line, gzip ok); skipped if missing")
-	only := flag.String("only", "", "run only the scenarios whose name contains this (for A/B runs)")
+	only := flag.String("only", "", "run only the scenarios whose name contains one of these |-separated strings (for A/B runs)")
 	trials := flag.Int("trials", 0, "trials per scenario (default 3, or 1 with -quick)")
 	flag.Parse()
 	o := opts{trials: 3, duration: 5 * time.Second, warmup: time.Second, probes: 1000, ferryd: *ferrydBin, ferryctl: *ferryctlBin, out: *out, only: *only}
@@ -156,7 +156,7 @@ func run() error {
 
 	var scs []scenario
 	for _, sc := range allScenarios() {
-		if (sc.needsTable && o.table == "") || !strings.Contains(sc.name, o.only) {
+		if (sc.needsTable && o.table == "") || !selected(sc.name, o.only) {
 			continue
 		}
 		scs = append(scs, sc)
@@ -185,6 +185,16 @@ func run() error {
 		return err
 	}
 	return failures(rep)
+}
+
+// selected reports whether name contains one of only's |-separated parts.
+func selected(name, only string) bool {
+	for _, part := range strings.Split(only, "|") {
+		if strings.Contains(name, part) {
+			return true
+		}
+	}
+	return false
 }
 
 func countRuns(scs []scenario) int {
