@@ -34,8 +34,8 @@ type Table struct {
 type Dataplane struct {
 	Workers    int // worker goroutines; each port gets one queue per worker (default: number of CPUs)
 	BatchSize  int // frames handled per worker iteration (default 64)
-	RingFrames int // frames in each RX and TX ring (default 256)
-	FrameSize  int // bytes per ring frame; >= 65536+headers keeps GSO frames whole (default 69632)
+	RingFrames int // frames in each RX and TX ring (0: 4 MiB of slots per ring, at least 256)
+	FrameSize  int // bytes per ring frame (0: the port's MTU frame, at least 2048); larger frames (GSO) bypass the slots whole
 	// BusyPoll is how long a worker keeps checking its rings after the
 	// last frame before it sleeps in poll(2) (default 100µs; 0 never spins).
 	BusyPoll time.Duration

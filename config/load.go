@@ -18,9 +18,11 @@ import (
 
 // Defaults for the [dataplane] and [control] sections.
 const (
-	DefaultBatchSize  = 64
-	DefaultRingFrames = 256
-	DefaultFrameSize  = 69632
+	DefaultBatchSize = 64
+	// Ring geometry is chosen per port by iface when not configured (0):
+	// slots for the link's MTU frame, 4 MiB of them per ring.
+	DefaultRingFrames = 0
+	DefaultFrameSize  = 0
 	DefaultSocket     = "/run/ferry/ferryd.sock"
 	DefaultBusyPollUS = 100
 )

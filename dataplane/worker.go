@@ -27,7 +27,8 @@ type worker struct {
 	pfds   []unix.PollFd
 	dead   []bool // queue failed for good (its link vanished)
 
-	rx      []Packet   // one per batch slot, each with its own buffer
+	rx      []Packet   // one per batch slot; buf is own[i] or a view Read handed out
+	own     [][]byte   // the rx packets' own buffers, passed to every Read
 	spare   []Packet   // fragments, ARP requests, frames released by ARP
 	free    []int      // indexes of unused spares
 	vec     []*Packet  // the batch being processed: rx packets, then spares
@@ -78,9 +79,10 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 	}
 	w.rl.init()
 	w.ra.init(r.nWorkers, id)
+	w.own = make([][]byte, b)
 	for i := range w.rx {
-		w.rx[i].buf = make([]byte, bufSize)
-		w.bufs[i] = w.rx[i].buf
+		w.own[i] = make([]byte, bufSize)
+		w.rx[i].buf = w.own[i]
 	}
 	for i := range w.spare {
 		w.spare[i].buf = make([]byte, bufSize)
@@ -143,9 +145,14 @@ func (w *worker) run() {
 }
 
 // read fills the batch from the ports' RX rings, starting at a rotating
-// port so that one busy port cannot starve the others.
+// port so that one busy port cannot starve the others. A queue may hand
+// out a frame where it landed (a view of its RX slot, held until that
+// queue's next Read, which comes after this batch is transmitted) instead
+// of copying it into the packet's own buffer: the frame is then copied
+// once in user space, into its TX slot.
 func (w *worker) read() int {
 	w.vec = w.vec[:0]
+	copy(w.bufs, w.own)
 	got := 0
 	np := len(w.queues)
 	for k := 0; k < np && got < len(w.rx); k++ {
@@ -161,6 +168,7 @@ func (w *worker) read() int {
 		var bytes uint64
 		for i := got; i < got+n; i++ {
 			p := &w.rx[i]
+			p.buf = w.bufs[i]
 			p.off, p.n, p.l3 = Headroom, w.sizes[i], Headroom+ethHdrLen
 			p.in, p.out, p.nh, p.hop = pi, -1, 0, nil
 			p.next, p.drop, p.flags, p.mark = stageInput, DropNone, 0, 0

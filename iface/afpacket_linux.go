@@ -23,9 +23,23 @@ import (
 // waits for the timer (about 1.4 ms measured on a veth rig). V2 marks each
 // frame ready as it lands and wakes poll(2) per frame, so idle latency stays
 // in microseconds, while under load the worker keeps finding frames ready
-// and reads them in batches without sleeping. The cost is a fixed slot per
-// frame: slots are sized for a 64 KiB GSO frame, so 64-byte frames waste
-// most of theirs; the ring is memory, not bandwidth.
+// and reads them in batches without sleeping.
+//
+// Slots are sized for the link's MTU (2 KiB for 1500 bytes), not for a
+// 64 KiB GSO frame: a fixed slot per frame means a 68 KiB slot holds a
+// 64-byte frame as well, and a ring deep enough to ride out a burst of
+// small frames would cost hundreds of MiB. A frame larger than its slot
+// (GSO, GRO) still arrives whole: with PACKET_COPY_THRESH the kernel puts
+// a truncated copy in the slot, marks it TP_STATUS_COPY and queues the
+// whole frame on the socket, where Read takes it with one recvfrom into
+// the caller's buffer. On the way out such a frame goes through a second,
+// ring-less socket of the queue (sendto), after the ring's pending slots,
+// so frames keep their order. Either way the kernel copies the big frame
+// once in each direction and user space not at all.
+//
+// Read hands out small frames where they landed: bufs[i] becomes a view of
+// the RX slot, held until the next Read on the queue, so a forwarded frame
+// is copied once in user space, into its TX slot.
 //
 // TX goes through a ring too: the worker fills slots for a whole batch and
 // enters the kernel once (sendto with no data), which walks every slot
@@ -38,6 +52,17 @@ const (
 	txDataOff = tpacket2HdrLen
 	// linearMax: frames up to this size go into the skb whole (see Write).
 	linearMax = 2048
+	// rxReserve (PACKET_RESERVE) puts the frame this far behind the
+	// slot's headers, so a view of it has room in front for the caller's
+	// headroom (an ICMP error built in place) without touching tp_status.
+	rxReserve = 64
+	// rxMacOff is where the kernel puts an Ethernet frame in an RX slot
+	// (tpacket_rcv): TPACKET_ALIGN(tp_hdrlen(52) + 16) + reserve +
+	// virtio_net_hdr - ETH_HLEN.
+	rxMacOff = 80 + rxReserve + VnetHdrLen - 14
+	// copyRcvBuf bounds the frames waiting on the socket's queue for
+	// Read (those larger than a slot): about 60 GSO frames of 64 KiB.
+	copyRcvBuf = 4 << 20
 
 	// tpacket2_hdr field offsets
 	offStatus  = 0
@@ -45,17 +70,19 @@ const (
 	offSnapLen = 8
 	offMac     = 12
 
-	defaultFrameSize  = 69632 // 17 pages: a 64 KiB GSO frame, its Ethernet, virtio and tpacket headers
-	defaultRingFrames = 256
-	blockSize         = 1 << 20
+	// Ring size when not configured: this many bytes per ring, so small
+	// slots make deep rings (2,048 slots of 2 KiB).
+	defaultRingBytes = 4 << 20
+	minRingFrames    = 256
+	blockSize        = 1 << 20
 )
 
 // AFPacketConfig describes a link to open.
 type AFPacketConfig struct {
 	Name       string
 	Queues     int  // one per worker, joined in a fanout group (default 1)
-	RingFrames int  // slots in each RX and TX ring (default 256, rounded up to whole blocks)
-	FrameSize  int  // bytes per slot (default 69632)
+	RingFrames int  // slots in each RX and TX ring (default: 4 MiB of slots, at least 256; rounded up to whole blocks)
+	FrameSize  int  // bytes per slot (default: the link's MTU frame, at least 2048; see SlotSize)
 	Promisc    bool // receive frames for any MAC (needed when ferry's MAC differs from the link's)
 	FanoutID   uint16
 	// TakeIngress keeps received frames from the kernel's own stack once
@@ -65,22 +92,38 @@ type AFPacketConfig struct {
 	TakeIngress bool
 }
 
+// SlotSize is the default slot for a link of this MTU: the frame with a
+// VLAN tag behind the slot's headers, in whole cache lines, at least 2 KiB.
+func SlotSize(mtu int) int {
+	return max(2048, (rxMacOff+14+4+mtu+63)&^63)
+}
+
+// RingMemory is what one queue's rings of a link take: RX and TX, each
+// frames slots of frameSize bytes in whole 1 MiB blocks.
+func RingMemory(frames, frameSize int) int {
+	lay, err := layout(AFPacketConfig{RingFrames: frames, FrameSize: frameSize}, 1500)
+	if err != nil {
+		return 0
+	}
+	return 2 * lay.blocks * blockSize
+}
+
 // ringLayout is the geometry both rings of a queue share.
 type ringLayout struct {
 	frameSize, frames, blocks int
 }
 
-func layout(cfg AFPacketConfig) (ringLayout, error) {
+func layout(cfg AFPacketConfig, mtu int) (ringLayout, error) {
 	fs := cfg.FrameSize
 	if fs == 0 {
-		fs = defaultFrameSize
+		fs = SlotSize(mtu)
 	}
 	if fs < 2048 || fs%16 != 0 || fs > blockSize {
 		return ringLayout{}, fmt.Errorf("frame size %d: want a multiple of 16 between 2048 and %d", fs, blockSize)
 	}
 	n := cfg.RingFrames
 	if n == 0 {
-		n = defaultRingFrames
+		n = max(minRingFrames, defaultRingBytes/fs)
 	}
 	perBlock := blockSize / fs
 	blocks := (n + perBlock - 1) / perBlock
@@ -111,7 +154,7 @@ func OpenAFPacket(cfg AFPacketConfig) (Link, error) {
 	if err != nil {
 		return nil, fmt.Errorf("afpacket %s: %w", cfg.Name, err)
 	}
-	lay, err := layout(cfg)
+	lay, err := layout(cfg, ifi.MTU)
 	if err != nil {
 		return nil, fmt.Errorf("afpacket %s: %w", cfg.Name, err)
 	}
@@ -198,12 +241,17 @@ func (l *afLink) Close() error {
 
 type afQueue struct {
 	fd   int
+	big  int // ring-less socket for frames larger than a TX slot
 	lay  ringLayout
 	ring []byte // RX slots, then TX slots
 	rx   []byte
 	tx   []byte
 
 	rxHead, txHead int
+	// held RX slots, from rxHead-held, were handed out by the last Read
+	// (as views or for their queued copies) and go back to the kernel at
+	// the next.
+	held int
 
 	kernelDrops uint64
 	truncated   uint64
@@ -226,12 +274,36 @@ func openQueue(ifi *net.Interface, lay ringLayout, fanout bool, group uint16) (*
 	if err != nil {
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	q := &afQueue{fd: fd, lay: lay}
+	q := &afQueue{fd: fd, big: -1, lay: lay}
 	if err := q.setup(ifi.Index, fanout, group); err != nil {
 		q.close()
 		return nil, err
 	}
+	if err := q.setupBig(ifi.Index); err != nil {
+		q.close()
+		return nil, err
+	}
 	return q, nil
+}
+
+// setupBig opens the queue's socket for frames larger than a TX slot. It
+// is bound with protocol 0, so it never receives.
+func (q *afQueue) setupBig(ifindex int) error {
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	q.big = fd
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1); err != nil {
+		return fmt.Errorf("PACKET_VNET_HDR: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+		return fmt.Errorf("PACKET_QDISC_BYPASS: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifindex}); err != nil {
+		return fmt.Errorf("bind: %w", err)
+	}
+	return nil
 }
 
 func (q *afQueue) setup(ifindex int, fanout bool, group uint16) error {
@@ -259,6 +331,18 @@ func (q *afQueue) setup(ifindex int, fanout bool, group uint16) error {
 	// Never read back ferry's own transmissions (or the kernel's) on this port.
 	if err := set("PACKET_IGNORE_OUTGOING", unix.PACKET_IGNORE_OUTGOING, 1); err != nil {
 		return err
+	}
+	if err := set("PACKET_RESERVE", unix.PACKET_RESERVE, rxReserve); err != nil {
+		return err
+	}
+	// A frame larger than a slot is queued whole on the socket (see the
+	// ring scheme above); the receive buffer bounds how many may wait.
+	if err := set("PACKET_COPY_THRESH", unix.PACKET_COPY_THRESH, 1); err != nil {
+		return err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, copyRcvBuf); err != nil {
+		// Without CAP_NET_ADMIN: as much as rmem_max allows.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, copyRcvBuf)
 	}
 	req := unix.TpacketReq{
 		Block_size: blockSize,
@@ -313,10 +397,16 @@ func u16(s []byte, off int) uint16 { return *(*uint16)(unsafe.Pointer(&s[off])) 
 
 func (q *afQueue) Fd() int { return q.fd }
 
+// Read hands out up to len(bufs) pending frames. A frame that fit its
+// slot is handed out where it landed: bufs[i] is replaced by a view of the
+// slot with offset bytes of headroom in front of the frame, valid until
+// the next Read on this queue. A frame larger than its slot is copied by
+// the kernel into the caller's own bufs[i], which must not be such a view.
 func (q *afQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if q.ring == nil {
 		return 0, net.ErrClosed
 	}
+	q.release()
 	n := 0
 	for n < len(bufs) {
 		s := q.slot(q.rx, q.rxHead)
@@ -326,15 +416,26 @@ func (q *afQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 		mac := int(u16(s, offMac))
 		snap := int(u32(s, offSnapLen))
-		if snap < int(u32(s, offLen)) || offset+snap > len(bufs[n]) || mac < VnetHdrLen || mac+snap > len(s) {
+		switch {
+		case st&unix.TP_STATUS_COPY != 0:
+			if q.readCopy(bufs[n], offset, &sizes[n]) {
+				n++
+			}
+		case snap < int(u32(s, offLen)) || mac < VnetHdrLen || mac+snap > len(s):
+			// Larger than the slot, and the socket's queue had no room.
 			q.truncated++
-		} else {
+		case mac >= offset && offset >= VnetHdrLen:
+			bufs[n] = s[mac-offset : len(s) : len(s)]
+			sizes[n] = snap
+			n++
+		case offset+snap <= len(bufs[n]) && !q.inRing(bufs[n]):
 			copy(bufs[n][offset-VnetHdrLen:offset+snap], s[mac-VnetHdrLen:mac+snap])
 			sizes[n] = snap
 			n++
+		default:
+			q.truncated++
 		}
-		// Hand the slot back only after the copy: the store is the release.
-		atomic.StoreUint32(status(s), unix.TP_STATUS_KERNEL)
+		q.held++
 		q.rxHead++
 		if q.rxHead == q.lay.frames {
 			q.rxHead = 0
@@ -343,22 +444,87 @@ func (q *afQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return n, nil
 }
 
+// release hands the slots of the last Read back to the kernel, oldest
+// first. The kernel fills slots in ring order and drops frames (counted in
+// tp_drops) while the slot at its head is still held.
+func (q *afQueue) release() {
+	k := q.rxHead - q.held
+	if k < 0 {
+		k += q.lay.frames
+	}
+	for ; q.held > 0; q.held-- {
+		atomic.StoreUint32(status(q.slot(q.rx, k)), unix.TP_STATUS_KERNEL)
+		if k++; k == q.lay.frames {
+			k = 0
+		}
+	}
+}
+
+// readCopy takes the frame the kernel queued on the socket for a slot
+// marked TP_STATUS_COPY (virtio_net_hdr first, as in a slot) into
+// b[offset-VnetHdrLen:]. The queue holds exactly the frames of such slots,
+// in ring order, so one is always taken, even when it cannot be kept.
+func (q *afQueue) readCopy(b []byte, offset int, size *int) bool {
+	var dst []byte
+	if offset >= VnetHdrLen && offset < len(b) && !q.inRing(b) {
+		dst = b[offset-VnetHdrLen:]
+	}
+	var p unsafe.Pointer
+	if len(dst) > 0 {
+		p = unsafe.Pointer(&dst[0])
+	}
+	r, _, e := unix.Syscall6(unix.SYS_RECVFROM, uintptr(q.fd), uintptr(p), uintptr(len(dst)), unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
+	if e != 0 || int(r) > len(dst) || int(r) < VnetHdrLen {
+		q.truncated++
+		return false
+	}
+	*size = int(r) - VnetHdrLen
+	return true
+}
+
+// inRing reports whether b lies in the queue's rings (a view Read handed
+// out), where the kernel must not be asked to copy a frame.
+func (q *afQueue) inRing(b []byte) bool {
+	if len(b) == 0 || len(q.ring) == 0 {
+		return false
+	}
+	p := uintptr(unsafe.Pointer(&b[0]))
+	lo := uintptr(unsafe.Pointer(&q.ring[0]))
+	return p >= lo && p < lo+uintptr(len(q.ring))
+}
+
+// Write queues the frames in TX slots and sends them with one system
+// call; a frame larger than a slot goes out through the queue's second
+// socket, after the slots filled before it, so the order holds.
 func (q *afQueue) Write(bufs [][]byte, offset int) (int, error) {
 	if q.ring == nil {
 		return 0, net.ErrClosed
 	}
-	start := q.txHead
-	n := 0
+	start, pending, n := q.txHead, 0, 0
 	for _, b := range bufs {
 		data := b[offset-VnetHdrLen:]
 		if len(data) > q.lay.frameSize-txDataOff {
-			q.truncated++
+			if pending > 0 {
+				if err := q.flush(start, pending); err != nil {
+					return n - pending, err
+				}
+				start, pending = q.txHead, 0
+			}
+			ok, err := q.sendBig(data)
+			if err != nil {
+				return n, err
+			}
+			if ok {
+				n++
+			}
 			continue
 		}
 		s := q.slot(q.tx, q.txHead)
 		st := atomic.LoadUint32(status(s))
 		if st != unix.TP_STATUS_AVAILABLE && st != unix.TP_STATUS_WRONG_FORMAT {
-			break // the kernel still owns the next slot: the ring is full
+			// The kernel still owns the next slot: the ring is full.
+			q.txFull++
+			continue
 		}
 		copy(s[txDataOff:], data)
 		if f := len(data) - VnetHdrLen; data[1] == VnetGSONone && f <= linearMax {
@@ -374,23 +540,30 @@ func (q *afQueue) Write(bufs [][]byte, offset int) (int, error) {
 		*(*uint32)(unsafe.Pointer(&s[offLen])) = uint32(len(data))
 		atomic.StoreUint32(status(s), unix.TP_STATUS_SEND_REQUEST)
 		n++
+		pending++
 		q.txHead++
 		if q.txHead == q.lay.frames {
 			q.txHead = 0
 		}
 	}
-	q.txFull += uint64(len(bufs) - n)
-	if n == 0 {
-		return 0, nil
+	if pending > 0 {
+		if err := q.flush(start, pending); err != nil {
+			return n - pending, err
+		}
 	}
+	return n, nil
+}
+
+// flush has the kernel send the pending slots from start.
+func (q *afQueue) flush(start, pending int) error {
 	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(q.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	switch e {
 	case 0, unix.EAGAIN, unix.ENOBUFS, unix.EINTR:
-		return n, nil
+		return nil
 	}
 	// The link is down or gone: the kernel took none of the slots, so take
 	// them back rather than leave them to go out, stale, when it returns.
-	for i, k := 0, start; i < n; i++ {
+	for i, k := 0, start; i < pending; i++ {
 		s := q.slot(q.tx, k)
 		if atomic.LoadUint32(status(s)) == unix.TP_STATUS_SEND_REQUEST {
 			atomic.StoreUint32(status(s), unix.TP_STATUS_AVAILABLE)
@@ -400,7 +573,26 @@ func (q *afQueue) Write(bufs [][]byte, offset int) (int, error) {
 		}
 	}
 	q.txHead = start
-	return 0, fmt.Errorf("afpacket send: %w", e)
+	return fmt.Errorf("afpacket send: %w", e)
+}
+
+// sendBig sends one frame (virtio_net_hdr first) through the ring-less
+// socket; false means it was dropped, and counted.
+func (q *afQueue) sendBig(data []byte) (bool, error) {
+	_, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(q.big), uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)), unix.MSG_DONTWAIT, 0, 0)
+	switch e {
+	case 0:
+		return true, nil
+	case unix.EAGAIN, unix.ENOBUFS, unix.EINTR:
+		q.txFull++
+		return false, nil
+	case unix.EMSGSIZE, unix.EINVAL:
+		// A malformed GSO header or a frame the link cannot take: this
+		// frame's fault, not the port's.
+		q.truncated++
+		return false, nil
+	}
+	return false, fmt.Errorf("afpacket send: %w", e)
 }
 
 // Stats folds the kernel's PACKET_STATISTICS (which reset on every read)
@@ -415,6 +607,10 @@ func (q *afQueue) Stats() QueueStats {
 }
 
 func (q *afQueue) close() error {
+	if q.big >= 0 {
+		unix.Close(q.big)
+		q.big = -1
+	}
 	if q.ring != nil {
 		unix.Munmap(q.ring)
 		q.ring, q.rx, q.tx = nil, nil, nil

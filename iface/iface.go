@@ -34,16 +34,21 @@ const (
 // prepended in place. The virtio_net_hdr of frame i lives at
 // bufs[i][offset-VnetHdrLen:offset].
 type Queue interface {
-	// Read copies up to len(bufs) pending frames into bufs[i][offset:] and
-	// their virtio_net_hdr in front of them, sets sizes[i] to the frame
-	// length and returns how many it read. It never blocks: 0 means nothing
-	// is pending (use Fd with poll to wait). Frames larger than the buffer
-	// or truncated by the ring are dropped and counted, never returned.
+	// Read puts up to len(bufs) pending frames at bufs[i][offset:], their
+	// virtio_net_hdr in front of them, sets sizes[i] to the frame length
+	// and returns how many it read. A queue may replace bufs[i] with a view
+	// of its own memory (the frame where it landed, with offset bytes of
+	// headroom, writable) instead of copying: such a view is valid until
+	// the next Read on the queue, and the caller passes its own buffers
+	// again each time (never a view). It never blocks: 0 means nothing is
+	// pending (use Fd with poll to wait). Frames larger than the buffer or
+	// truncated by the ring are dropped and counted, never returned.
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
 	// Write queues bufs[i][offset-VnetHdrLen:] (virtio_net_hdr then frame)
 	// for transmission and flushes them to the kernel with one system call.
 	// It returns how many frames were queued; the rest were dropped because
-	// the TX ring was full (counted in Stats).
+	// the TX ring was full (counted in Stats). bufs may be views from Read
+	// on any queue: Write copies the frames out before it returns.
 	Write(bufs [][]byte, offset int) (int, error)
 	// Fd is the socket to poll for POLLIN.
 	Fd() int

@@ -142,7 +142,13 @@ func call(sock string, cmd []string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("cannot reach ferryd at %s: %v (is ferryd running? is -s right?)", sock, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// A whole-table load parses and builds 900k prefixes in ferryd: 4.5 s
+	// on a quiet 2-core VM, past 10 s on a busy one.
+	wait := 10 * time.Second
+	if len(cmd) > 1 && cmd[0] == "route" && cmd[1] == "load" {
+		wait = 2 * time.Minute
+	}
+	c.SetDeadline(time.Now().Add(wait))
 	req, _ := json.Marshal(map[string]any{"cmd": cmd[0], "args": cmd[1:]})
 	if _, err := c.Write(append(req, '\n')); err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func charts(rs []result, dir string) error {
 			in[name] = true
 		}
 		for _, r := range rs {
-			if in[r.scenario] && r.kind != kindNotBuilt && !in["\x00"+r.contender] {
+			if in[r.scenario] && !in["\x00"+r.contender] {
 				in["\x00"+r.contender] = true
 				contenders = append(contenders, r.contender)
 			}

@@ -14,7 +14,6 @@ func TestChartsDrawEveryFigure(t *testing.T) {
 		{scenario: scLatIdle, contender: "kernel", kind: kindRTT, rttP50: 0.005, rttP99: 0.02},
 		{scenario: scLatIdle, contender: "ferryd poll mode", kind: kindRTT, rttP50: 0.02, rttP99: 0.1},
 		{scenario: scV6, contender: "kernel", delivered: []float64{4e5}, routerNs: []float64{2100}},
-		{scenario: scV6, contender: "ferryd", kind: kindNotBuilt},
 	}
 	dir := t.TempDir()
 	if err := charts(rs, dir); err != nil {

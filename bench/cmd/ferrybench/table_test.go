@@ -9,18 +9,21 @@ import (
 )
 
 // The kernel's IPv6 rows carry figures in the Markdown table and the CSV;
-// ferryd's say not built yet and why, with no figure of any kind.
+// ferryd's say not built yet and why, with no figure of any kind. The
+// kernel's row is its better placement, named, with the other's figure
+// beside it; the CSV keeps both.
 func TestIPv6RowsInTableAndCSV(t *testing.T) {
+	scs := []scenario{{name: scV6, measures: kindPPS, entrants: kernelAtBest, notBuilt: "ferryd's dataplane forwards IPv4 only"}}
 	rs := []result{
-		{scenario: sc64, contender: "kernel", offered: []float64{6e5}, delivered: []float64{5e5}, machineNs: []float64{3000}, routerNs: []float64{1900}},
-		{scenario: scV6, contender: "kernel", offered: []float64{5.5e5}, delivered: []float64{4.4e5}, machineNs: []float64{3300}, routerNs: []float64{2100}},
-		{scenario: scV6, contender: "ferryd", kind: kindNotBuilt, note: "ferryd's dataplane forwards IPv4 only"},
+		{scenario: scV6, contender: kernel, placement: rpsOff.name, offered: []float64{5.5e5}, delivered: []float64{4.4e5}, machineNs: []float64{3300}, routerNs: []float64{2100}},
+		{scenario: scV6, contender: kernel, placement: rpsCPU1.name, offered: []float64{5.6e5}, delivered: []float64{621}, machineNs: []float64{9e6}, routerNs: []float64{8e6}},
 	}
 	o := opts{trials: 1, duration: 2 * time.Second, warmup: time.Second, out: t.TempDir()}
-	md := table(rs, o)
+	rows := report(scs, rs)
+	md := markdown(rows, o)
 	want := []string{
-		"| IPv6 64B UDP, 1 flow | kernel | 550 kpps | 440 kpps | 0 pps | 20.0% |  | 2100 | 3300 |",
-		"| IPv6 64B UDP, 1 flow | ferryd | not built yet (ferryd's dataplane forwards IPv4 only) | | | | | | | | | |",
+		"| IPv6 64B UDP, 1 flow | kernel | RPS off (best; RPS to CPU 1: 621 pps) | 550 kpps | 440 kpps | 0 pps | 20.0% |  | 2100 | 3300 |",
+		"| IPv6 64B UDP, 1 flow | ferryd | | not built yet (ferryd's dataplane forwards IPv4 only) |",
 		"Ip6InAddrErrors",
 	}
 	for _, w := range want {
@@ -28,7 +31,10 @@ func TestIPv6RowsInTableAndCSV(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", w, md)
 		}
 	}
-	if err := save(rs, md, o); err != nil {
+	if err := failures(rows); err != nil {
+		t.Errorf("the kernel's losing placement failed the run: %v", err)
+	}
+	if err := save(rows, md, o); err != nil {
 		t.Fatal(err)
 	}
 	csvs, _ := filepath.Glob(filepath.Join(o.out, "results-*.csv"))
@@ -39,9 +45,40 @@ func TestIPv6RowsInTableAndCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{`"IPv6 64B UDP, 1 flow",kernel,1,550000,440000,,2100,3300,`, `"IPv6 64B UDP, 1 flow",ferryd,,,,,,,,,,,not built yet`} {
+	for _, w := range []string{
+		`"IPv6 64B UDP, 1 flow",kernel,RPS off,1,550000,440000,,2100,3300,,,,,best placement`,
+		`"IPv6 64B UDP, 1 flow",kernel,RPS to CPU 1,1,560000,621,,8000000,9000000,,,,,"other placement, collapsed: delivered 621 pps of 560 kpps offered (0.11%); no counter moved"`,
+		`"IPv6 64B UDP, 1 flow",ferryd,,,,,,,,,,,,not built yet`,
+	} {
 		if !strings.Contains(string(b), w) {
 			t.Errorf("CSV lacks %q:\n%s", w, b)
+		}
+	}
+}
+
+// Every scenario of the run is described well enough for the runner and
+// the table: a runner for its kind, entrants or a reason it has none, a
+// name of its own, and every entrant a known contender.
+func TestScenarioDescriptions(t *testing.T) {
+	seen := map[string]bool{}
+	for _, sc := range allScenarios() {
+		if seen[sc.name] {
+			t.Errorf("%q: two scenarios share the name", sc.name)
+		}
+		seen[sc.name] = true
+		if kinds[sc.measures] == nil {
+			t.Errorf("%q: no runner for its kind", sc.name)
+		}
+		if len(sc.entrants) == 0 && sc.notBuilt == "" {
+			t.Errorf("%q: no entrants and not marked not built", sc.name)
+		}
+		for _, e := range sc.entrants {
+			if _, ok := contenderRigs[e.contender]; !ok {
+				t.Errorf("%q: unknown contender %q", sc.name, e.contender)
+			}
+		}
+		if sc.gen.rateOf != "" && !seen[sc.gen.rateOf] {
+			t.Errorf("%q: paced from %q, which does not run before it", sc.name, sc.gen.rateOf)
 		}
 	}
 }

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferry-router/ferry/bench"
+	"github.com/ferry-router/ferry/internal/lab"
+)
+
+// Rigs: each contender has one of its own for the whole run, so trials
+// alternate between them and a machine that speeds up or slows down (a
+// shared VM does, by 2x within minutes) shifts all contenders alike.
+// Contenders that never run in the same trials share a rig.
+const (
+	rigKernel = iota
+	rigFerry  // ferryd, then ferryd in poll mode
+	rigSpare  // the io-only floor, then ferryd with connected routes only
+	numRigs
+)
+
+// contenderRigs places every contender; ferry is the ferryd config of
+// each (nil: the kernel forwards).
+var contenderRigs = map[string]struct {
+	rig   int
+	ferry func(sinkNeighbor string) *lab.FerryConfig
+}{
+	kernel:      {rigKernel, nil},
+	ferryd:      {rigFerry, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Extra: n} }},
+	ferryPoll:   {rigFerry, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, BusyPollUS: 10000, Extra: n} }},
+	ioOnly:      {rigSpare, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Mode: "io-only", Extra: n} }},
+	ferrySingle: {rigSpare, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Extra: n} }},
+}
+
+type rigState struct {
+	rig       *lab.Rig
+	routerMAC string
+	neighbor  string // the sink as a ferryd [[neighbor]]
+	rps       string // R's rps_cpus now
+	running   *contender
+}
+
+// contender is a router under test; f is its ferryd while it runs.
+type contender struct {
+	name  string
+	rig   *rigState
+	cfg   *lab.FerryConfig // nil for the kernel
+	extra string           // the scenario's ferry config it was started with
+	f     *lab.Ferryd
+	cpus  string
+}
+
+type runner struct {
+	o          opts
+	ctx        context.Context
+	dir        string
+	labs       []*lab.Lab
+	rigs       [numRigs]*rigState
+	contenders map[string]*contender
+	results    []result
+	step       int
+	started    time.Time
+}
+
+// build makes the rigs. One lab per rig: a lab names its namespaces after
+// the rig's roles (a, r, b).
+func (r *runner) build() error {
+	for i := range r.rigs {
+		l, err := lab.New()
+		if err != nil {
+			return err
+		}
+		r.labs = append(r.labs, l)
+		rig, err := lab.NewRig(l, i == rigKernel)
+		if err != nil {
+			return err
+		}
+		sinkMAC, err := rig.B.MAC("eth0")
+		if err != nil {
+			return err
+		}
+		mac, err := rig.R.MAC("r0")
+		if err != nil {
+			return err
+		}
+		rs := &rigState{rig: rig, routerMAC: mac.String(),
+			neighbor: fmt.Sprintf("[[neighbor]]\nip = %q\nmac = %q\ndev = \"r1\"\n", bench.SinkAddr, sinkMAC)}
+		if i == rigKernel {
+			if _, err := rig.R.Run(r.ctx, "ip", "neigh", "replace", bench.SinkAddr, "lladdr", sinkMAC.String(), "dev", "r1", "nud", "permanent"); err != nil {
+				return err
+			}
+			if err := enableIPv6(rig, sinkMAC.String()); err != nil {
+				return err
+			}
+			rig.A.Run(r.ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", lab.AddrB) // resolve neighbours on the way
+		}
+		r.rigs[i] = rs
+	}
+	for name, c := range contenderRigs {
+		rs := r.rigs[c.rig]
+		ct := &contender{name: name, rig: rs}
+		if c.ferry != nil {
+			ct.cfg = c.ferry(rs.neighbor)
+		}
+		r.contenders[name] = ct
+	}
+	return nil
+}
+
+// ensure makes e's contender ready on its rig in e's placement: ferryd
+// started (stopping whichever other ferryd held the rig) with the
+// scenario's extra config, R's RPS set and ferryd's threads pinned.
+func (r *runner) ensure(e entrant, extra string) (*contender, error) {
+	c := r.contenders[e.contender]
+	if c == nil {
+		return nil, fmt.Errorf("no contender %q", e.contender)
+	}
+	rs := c.rig
+	if c.cfg != nil && (rs.running != c || c.extra != extra) {
+		if rs.running != nil {
+			if err := rs.running.stop(); err != nil {
+				return nil, err
+			}
+		}
+		cfg := *c.cfg
+		if extra != "" {
+			cfg.Extra += "\n" + extra
+		}
+		d := filepath.Join(r.dir, strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "=", "").Replace(c.name))
+		os.RemoveAll(d)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+		f, err := rs.rig.StartFerryd(r.o.ferryd, r.o.ferryctl, d, cfg)
+		if err != nil {
+			return nil, err
+		}
+		c.f, c.extra, c.cpus, rs.running = f, extra, "", c
+		rs.rig.A.Run(r.ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", lab.AddrB) // resolve neighbours on the way
+	}
+	if rs.rps != e.place.rps {
+		if err := setRPS(rs.rig, e.place.rps); err != nil {
+			return nil, err
+		}
+		rs.rps = e.place.rps
+	}
+	if c.f != nil && e.place.cpus != "" && c.cpus != e.place.cpus {
+		if err := pin(c.f, e.place.cpus); err != nil {
+			return nil, err
+		}
+		c.cpus = e.place.cpus
+	}
+	return c, nil
+}
+
+// retire stops every ferryd that none of the scenarios left will use, so
+// an idle worker wakes for nothing while others are measured.
+func (r *runner) retire(left []scenario) {
+	used := map[string]bool{}
+	for _, sc := range left {
+		for _, e := range sc.entrants {
+			used[e.contender] = true
+		}
+	}
+	for _, rs := range r.rigs {
+		if c := rs.running; c != nil && !used[c.name] {
+			if err := c.stop(); err != nil {
+				fmt.Fprintln(os.Stderr, "ferrybench:", err)
+			}
+		}
+	}
+}
+
+func (r *runner) stopAll() error {
+	var first error
+	for _, rs := range r.rigs {
+		if rs != nil && rs.running != nil {
+			if err := rs.running.stop(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+func (c *contender) stop() error {
+	if c.f == nil {
+		return nil
+	}
+	err := c.f.Stop()
+	c.f = nil
+	if c.rig.running == c {
+		c.rig.running = nil
+	}
+	return err
+}
+
+// setRPS steers R's receive processing to the CPUs in mask.
+func setRPS(rig *lab.Rig, mask string) error {
+	for _, dev := range []string{"r0", "r1"} {
+		if _, err := rig.R.Run(context.Background(), "sh", "-c", fmt.Sprintf("echo %s > /sys/class/net/%s/queues/rx-0/rps_cpus", mask, dev)); err != nil {
+			return fmt.Errorf("rps: %v", err)
+		}
+	}
+	return nil
+}
+
+// pin sets the CPUs of every ferryd thread.
+func pin(f *lab.Ferryd, cpus string) error {
+	pid := f.Proc.Cmd.Process.Pid
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", cpus, strconv.Itoa(pid)).CombinedOutput(); err != nil {
+		return fmt.Errorf("pin ferryd: %v: %s", err, out)
+	}
+	return nil
+}
