@@ -25,7 +25,6 @@ type Conn struct {
 	next     [2]uint32    // hash chain links of the Orig and Reply tuples
 	gen      uint32       // bumped when the slot is freed
 	self     uint32       // slot address: local<<shardBits | shard, fixed at slab creation
-	live     bool
 
 	connData
 }
@@ -46,7 +45,10 @@ type connData struct {
 	state   uint8     // TCP: tcpState; others: unused
 	status  uint8     // stSeenReply, stAssured
 	pending bool      // an unconfirmed scratch Conn filled by Track
-	tcp     tcpConn
+	// live is table-owned like next and gen (guarded by the owner
+	// shard's lock); it sits here only to use a padding byte.
+	live bool
+	tcp  tcpConn
 }
 
 const (

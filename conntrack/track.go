@@ -132,6 +132,7 @@ func (t *Table) start(m *Meta, now int64, c *Conn) Result {
 		return t.invalid(nil)
 	}
 	c.connData = connData{Orig: *k, Reply: reply, pending: true}
+	c.next = [2]uint32{nilRef, nilRef}
 	switch k.Proto {
 	case ProtoTCP:
 		if !t.tcpStart(c, m, now) {
