@@ -240,7 +240,7 @@ func (t *Table) Confirm(c *Conn, now int64) (*Conn, error) {
 	so, sr := &t.shards[oi], &t.shards[ri]
 	for range maxAttempts {
 		t.lock2(oi, ri)
-		e, _ := t.find(so, ho, &c.Orig)
+		e, d := t.find(so, ho, &c.Orig)
 		if e == nil {
 			if e, _ = t.find(sr, hr, &c.Reply); e != nil && e.deadline.Load() > now {
 				sr.taken++
@@ -251,6 +251,9 @@ func (t *Table) Confirm(c *Conn, now int64) (*Conn, error) {
 		if e != nil {
 			if e.deadline.Load() > now {
 				so.clashes++
+				e.mu.Lock()
+				e.absorb(c, d, now, t)
+				e.mu.Unlock()
 				t.unlock2(oi, ri)
 				return e, nil
 			}
@@ -375,4 +378,31 @@ func (t *Table) remove(self, gen uint32, why removeReason) bool {
 		return true
 	}
 	return false
+}
+
+// absorb applies to the winning entry e (mu held) the first packet of the
+// scratch c that lost the race to insert the same flow: seen from e it
+// travelled in direction d. When both ends opened at once (a UDP or TCP
+// hole punch), that packet is e's first reply and must count as one. A
+// caller needing the exact per-packet result may Track the packet again.
+func (e *Conn) absorb(c *Conn, d Dir, now int64, t *Table) {
+	e.pkts[d]++
+	if d != Reply || e.status&stSeenReply != 0 {
+		return
+	}
+	switch e.Orig.Proto {
+	case ProtoTCP:
+		if e.state != tcpSynSent || c.state != tcpSynSent {
+			return // only a SYN meeting a SYN is understood here
+		}
+		// Simultaneous open: the loser's SYN is the reply side's SYN.
+		e.tcp.seen[Reply] = c.tcp.seen[Original]
+		if e.tcp.seen[Original].flags&e.tcp.seen[Reply].flags&sideWScale == 0 {
+			e.tcp.seen[Original].scale, e.tcp.seen[Reply].scale = 0, 0
+		}
+		e.state = tcpSynSent2
+	case ProtoUDP, ProtoUDPLite:
+		t.udpPacket(e, d, now)
+	}
+	e.status |= stSeenReply
 }
