@@ -141,7 +141,7 @@ func (t *Table) conn(ref uint32) (*Conn, Dir) {
 func (t *Table) find(s *shard, h uint64, k *Tuple) (*Conn, Dir) {
 	for ref := s.buckets[h&s.bmask]; ref != nilRef; {
 		c, d := t.conn(ref)
-		if *c.tuple(d) == *k {
+		if equal(c.tuple(d), k) {
 			return c, d
 		}
 		ref = c.next[d]

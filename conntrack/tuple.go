@@ -84,6 +84,18 @@ func (t *Tuple) Invert() (Tuple, bool) {
 	return r, true
 }
 
+// equal compares two tuples a word at a time (the == operator calls
+// memequal for a struct of this size).
+func equal(a, b *Tuple) bool {
+	le := binary.LittleEndian
+	return le.Uint64(a.Src[8:]) == le.Uint64(b.Src[8:]) &&
+		a.SrcPort == b.SrcPort && a.DstPort == b.DstPort &&
+		le.Uint64(a.Dst[8:]) == le.Uint64(b.Dst[8:]) &&
+		le.Uint64(a.Src[:8]) == le.Uint64(b.Src[:8]) &&
+		le.Uint64(a.Dst[:8]) == le.Uint64(b.Dst[:8]) &&
+		a.Proto == b.Proto && a.V6 == b.V6
+}
+
 // hash mixes the tuple with the table's random seed, so a sender who knows
 // the function cannot pick tuples that all land in one chain. Two
 // multiply-folds of 128 bits each (as wyhash does) keep it to a few ns.
