@@ -11,7 +11,10 @@
 // is in no table yet: the filter may still drop it (nothing to undo) and
 // NAT may rewrite scratch.Reply and set scratch.NAT; Confirm then inserts
 // it, indexed by Orig and by Reply as they are then, and returns the
-// table's entry. Track and Confirm allocate nothing once the table's slabs
+// table's entry. A scratch stays the caller's until it is confirmed or
+// forgotten, so a worker that runs the conntrack stage over a whole batch
+// before confirming keeps one scratch per packet slot of the batch (176
+// bytes each). Track and Confirm allocate nothing once the table's slabs
 // exist (TestZeroAllocs). Time is the caller's: now is nanoseconds on any
 // monotonic clock, so tests inject it.
 //

@@ -50,7 +50,11 @@ const (
 // written into scratch (Orig is its tuple, Reply the inverse) and returned
 // with State New and Conn == scratch: it is in no table yet. The caller
 // passes it to Confirm once the packet is accepted (after NAT has chosen
-// c.Reply), or drops it and forgets it. Track allocates nothing.
+// c.Reply), or drops it and forgets it. The scratch must not be given to
+// Track again before then: a worker that tracks a whole batch before it
+// confirms keeps one scratch Conn per packet of the batch. Two packets of
+// one new flow in a batch both come back New; the second Confirm finds
+// the first's entry (a clash) and returns it. Track allocates nothing.
 func (t *Table) Track(m *Meta, now int64, scratch *Conn) Result {
 	if m.Truncated {
 		return t.invalid(nil)

@@ -257,3 +257,73 @@ func TestConfirmRewrittenReply(t *testing.T) {
 		t.Fatalf("mark %d after SetMark", r.Mark)
 	}
 }
+
+// Both ends send a SYN at once from two workers (a TCP hole punch): the
+// second Confirm loses the race, and its SYN becomes the entry's reply-side
+// SYN, as if it had been tracked after the first.
+func TestConfirmClashSimultaneousOpen(t *testing.T) {
+	tab := New(testConfig(1024))
+	var ma, mb Meta
+	var sa, sb Conn
+	ma.Tuple.SetV4(hostA, hostB, 40000, 80, ProtoTCP)
+	ma.Flags, ma.Seq, ma.Window, ma.WScale, ma.HasWScale = syn, 1000, 64240, 7, true
+	mb.Tuple.SetV4(hostB, hostA, 80, 40000, ProtoTCP)
+	mb.Flags, mb.Seq, mb.Window, mb.WScale, mb.HasWScale = syn, 5000, 65160, 7, true
+	if r := tab.Track(&ma, sec, &sa); r.State != StateNew || r.Conn != &sa {
+		t.Fatalf("client SYN: %+v", r)
+	}
+	if r := tab.Track(&mb, sec, &sb); r.State != StateNew || r.Conn != &sb {
+		t.Fatalf("server SYN: %+v", r)
+	}
+	ca, err := tab.Confirm(&sa, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := tab.Confirm(&sb, sec)
+	if err != nil || cb != ca {
+		t.Fatalf("losing Confirm: %p %v, want the winner %p", cb, err, ca)
+	}
+	if st := tab.Stats(); st.Clashes != 1 || st.Entries != 1 || st.TCPStates["SYN_SENT2"] != 1 || st.Unreplied != 0 {
+		t.Fatalf("after the clash: %+v", st)
+	}
+	// The handshake goes on as a simultaneous open.
+	ma.Flags, ma.Ack = synack, 5001
+	if r := tab.Track(&ma, sec, &sa); r.State != StateEstablished || r.Conn != ca {
+		t.Fatalf("client SYN/ACK: %+v", r)
+	}
+	mb.Flags, mb.Ack = synack, 1001
+	if r := tab.Track(&mb, sec, &sb); r.State != StateEstablished {
+		t.Fatalf("server SYN/ACK: %+v", r)
+	}
+	ma.Flags, ma.Seq, ma.Ack, ma.Window, ma.HasWScale = ack, 1001, 5001, 502, false
+	if r := tab.Track(&ma, sec, &sa); r.State != StateEstablished {
+		t.Fatalf("client ACK: %+v", r)
+	}
+	if st := tab.Stats(); st.TCPStates["ESTABLISHED"] != 1 {
+		t.Fatalf("not established: %+v", st.TCPStates)
+	}
+}
+
+// An ICMP error about a NATed flow quotes the translated packet; it is
+// found by the inverse of the quote, which is the rewritten Reply tuple.
+func TestICMPErrorThroughNAT(t *testing.T) {
+	tab := New(testConfig(1024))
+	var m Meta
+	var scratch Conn
+	pub := [4]byte{203, 0, 113, 7}
+	m.Tuple.SetV4(hostA, hostB, 40000, 33434, ProtoUDP)
+	r := tab.Track(&m, sec, &scratch)
+	r.Conn.Reply.SetV4(hostB, pub, 33434, 61000, ProtoUDP) // SNAT to pub:61000
+	c, err := tab.Confirm(r.Conn, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reset()
+	m.Tuple.SetV4(router, pub, 0, 0, ProtoICMP)
+	m.Tuple.SetICMP(11, 0, 0)
+	m.Inner.SetV4(pub, hostB, 61000, 33434, ProtoUDP) // the datagram as it left ferry
+	m.HasInner = true
+	if r := tab.Track(&m, 2*sec, &scratch); r.State != StateRelated || r.Conn != c || r.Dir != Reply {
+		t.Fatalf("time exceeded through NAT: %+v", r)
+	}
+}
