@@ -337,47 +337,45 @@ func (t *Table) remove(self, gen uint32, why removeReason) bool {
 	oi := int(self & t.shardMask)
 	so := &t.shards[oi]
 	c := so.slot(self >> t.shardBits)
-	for range maxAttempts {
-		so.mu.Lock()
+	so.mu.Lock()
+	if !c.live || c.gen != gen {
+		so.mu.Unlock()
+		return false
+	}
+	// Orig and Reply are fixed while the slot is live, and written only
+	// under the owner's lock, which is held.
+	ho, hr := hash(&c.Orig, t.seed), hash(&c.Reply, t.seed)
+	ri := t.shardOf(hr)
+	if ri > oi {
+		t.shards[ri].mu.Lock()
+	} else if ri < oi {
+		// Lock order is by index: let go, take both, check again.
+		so.mu.Unlock()
+		t.lock2(oi, ri)
 		if !c.live || c.gen != gen {
-			so.mu.Unlock()
+			t.unlock2(oi, ri)
 			return false
 		}
-		// Orig and Reply are fixed while the slot is live, and written
-		// only under the owner's lock, which is held.
-		ho, hr := hash(&c.Orig, t.seed), hash(&c.Reply, t.seed)
-		ri := t.shardOf(hr)
-		if ri > oi {
-			t.shards[ri].mu.Lock()
-		} else if ri < oi {
-			so.mu.Unlock()
-			t.lock2(oi, ri)
-			if !c.live || c.gen != gen {
-				t.unlock2(oi, ri)
-				return false
-			}
-		}
-		sr := &t.shards[ri]
-		t.unlink(so, ho, c.self<<1)
-		t.unlink(sr, hr, c.self<<1|1)
-		c.mu.Lock()
-		c.gen++
-		c.live = false
-		c.mu.Unlock()
-		c.next[0] = so.free
-		c.next[1] = nilRef
-		so.free = c.self >> t.shardBits
-		so.count--
-		switch why {
-		case reasonExpired:
-			so.expired++
-		case reasonEarlyDrop:
-			so.earlyDrops++
-		}
-		t.unlock2(oi, ri)
-		return true
 	}
-	return false
+	sr := &t.shards[ri]
+	t.unlink(so, ho, c.self<<1)
+	t.unlink(sr, hr, c.self<<1|1)
+	c.mu.Lock()
+	c.gen++
+	c.live = false
+	c.mu.Unlock()
+	c.next[0] = so.free
+	c.next[1] = nilRef
+	so.free = c.self >> t.shardBits
+	so.count--
+	switch why {
+	case reasonExpired:
+		so.expired++
+	case reasonEarlyDrop:
+		so.earlyDrops++
+	}
+	t.unlock2(oi, ri)
+	return true
 }
 
 // absorb applies to the winning entry e (mu held) the first packet of the
