@@ -146,16 +146,17 @@
 //
 // # Figures
 //
-// On the shared two-core VM (load average 5-7 from other builds, so
-// absolute figures move by 2x between runs):
+// On the shared two-core VM (load average 3-7 from other builds, so
+// absolute figures move by 1.5x between runs), two runs of three:
 //
-//	go test -run '^$' -bench . -cpu 1 -count 3 -benchtime 1000000x ./conntrack
+//	go test -run '^$' -bench 'New|Lookup' -cpu 1 -count 3 -benchtime 1000000x ./conntrack
 //	go test -run '^$' -bench Memory -cpu 1 -benchtime 1x ./conntrack
 //
-//	BenchmarkNew/steady                 678-692 ns   1.45-1.47 M new flows/s
-//	BenchmarkNew/grow                   ~1,330 ns    0.75 M/s (includes allocating the slabs)
-//	BenchmarkLookupEstablished/udp-1M   634-761 ns   (random order in 1 M entries: DRAM misses)
-//	BenchmarkLookupEstablished/tcp-ack-1k 84-90 ns   (state machine and windows, in cache)
+//	BenchmarkNew/steady                 592-692 ns   1.45-1.69 M new flows/s
+//	BenchmarkNew/grow                   632-1,330 ns 0.75-1.58 M/s (also allocates the slabs)
+//	BenchmarkLookupEstablished/udp-1M   634-929 ns   (random order among 1 M entries:
+//	                                                  cache and TLB misses dominate)
+//	BenchmarkLookupEstablished/tcp-ack-1k 84-112 ns  (state machine and windows, in cache)
 //	BenchmarkMemory                     193 bytes/entry at 1,000,000 entries
 //
 // An entry is 176 bytes (two 38-byte tuples, the TCP windows of both
