@@ -25,7 +25,7 @@ type Info struct {
 // String formats the entry as `conntrack -L` does.
 func (i Info) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s %d %d ", protoName(i.Proto, i.Orig.V6), i.Proto, int64(i.Timeout/time.Second))
+	fmt.Fprintf(&b, "%-8s %d %d ", protoName(i.Proto), i.Proto, int64(i.Timeout/time.Second))
 	if i.TCPState != "" {
 		b.WriteString(i.TCPState + " ")
 	}
@@ -53,7 +53,7 @@ func writeTuple(b *strings.Builder, t *Tuple) {
 	}
 }
 
-func protoName(p uint8, v6 bool) string {
+func protoName(p uint8) string {
 	switch p {
 	case ProtoTCP:
 		return "tcp"

@@ -240,3 +240,28 @@ func TestTCPTimeouts(t *testing.T) {
 		t.Fatalf("SYN after refusal: %v", r.State)
 	}
 }
+
+// Walk and Stats show a TCP entry as conntrack -L does.
+func TestTCPInfo(t *testing.T) {
+	tab := New(testConfig(1024))
+	f := newFlow(t, tab, ProtoTCP)
+	for _, s := range handshake {
+		f.tcp(s.dir, s.flags, s.seq, s.ack, s.win, s.payload, s.wscale, sec)
+	}
+	tab.SetMark(f.conn, 5)
+	var got []Info
+	tab.Walk(2*sec, func(i Info) bool { got = append(got, i); return true })
+	if len(got) != 1 {
+		t.Fatalf("walk: %d entries", len(got))
+	}
+	i := got[0]
+	want := "tcp      6 431999 ESTABLISHED src=192.0.2.10 dst=198.51.100.20 sport=40000 dport=80 packets=2 " +
+		"src=198.51.100.20 dst=192.0.2.10 sport=80 dport=40000 packets=1 [ASSURED] mark=5"
+	if s := i.String(); s != want {
+		t.Fatalf("got  %s\nwant %s", s, want)
+	}
+	st := tab.Stats()
+	if st.TCP != 1 || st.TCPStates["ESTABLISHED"] != 1 || st.Assured != 1 || st.Inserts != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
