@@ -20,11 +20,11 @@ func randPrefixes(r *rand.Rand, n int, v6 bool) []netip.Prefix {
 			var b [16]byte
 			binary.BigEndian.PutUint64(b[:], 0x20010db800000000|r.Uint64()&0xffffffff)
 			binary.BigEndian.PutUint64(b[8:], r.Uint64())
-			out[i] = netip.PrefixFrom(netip.AddrFrom16(b), 32+r.IntN(97)).Masked()
+			out[i] = netip.PrefixFrom(netip.AddrFrom16(b), 48+r.IntN(81)).Masked()
 		} else {
 			var b [4]byte
 			binary.BigEndian.PutUint32(b[:], r.Uint32())
-			out[i] = netip.PrefixFrom(netip.AddrFrom4(b), 8+r.IntN(25)).Masked()
+			out[i] = netip.PrefixFrom(netip.AddrFrom4(b), 16+r.IntN(17)).Masked()
 		}
 	}
 	return out
