@@ -114,28 +114,27 @@ func (m *matcher) match(p *Packet) bool {
 		if m.field == FIPDaddr {
 			a = &p.Dst
 		}
-		k := binary.BigEndian.Uint32(a[12:])
 		switch m.cmp {
 		case cmpPrefix4:
-			in = k&m.hi == m.lo
+			in = binary.BigEndian.Uint32(a[12:])&m.hi == m.lo
 		case cmpSet:
-			in = m.set.v32.contains(k)
+			in = m.set.has4(a)
 		default:
-			in = m.named.cur.Load().v32.contains(k)
+			in = m.named.cur.Load().has4(a)
 		}
 	case FIP6Saddr, FIP6Daddr:
 		a := &p.Src
 		if m.field == FIP6Daddr {
 			a = &p.Dst
 		}
-		k := keyOf(a)
 		switch m.cmp {
 		case cmpPrefix6:
+			k := keyOf(a)
 			in = k.hi&m.mask6.hi == m.net6.hi && k.lo&m.mask6.lo == m.net6.lo
 		case cmpSet:
-			in = m.set.v128.contains(k)
+			in = m.set.has6(a)
 		default:
-			in = m.named.cur.Load().v128.contains(k)
+			in = m.named.cur.Load().has6(a)
 		}
 	case FIifname, FIif, FOifname, FOif:
 		i := p.IIf

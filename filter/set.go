@@ -3,11 +3,14 @@ package filter
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/gaissmai/bart"
 )
 
 // MaxSetElements bounds a set (named or anonymous): the 100,000.
@@ -133,12 +136,82 @@ func merge(in []ival) []ival {
 }
 
 // setData is one immutable version of a set's lookup structure.
+// IPv4 sets of more than bartMin intervals are also a bart prefix table,
+// searched instead of the intervals: with 100,000 random prefixes the
+// binary search misses the cache at most of its 17 probes (IPv4: 185 to
+// 197 ns against 43 to 97 ns through bart, BenchmarkSetLookup). For IPv6
+// bart measured no better (175 ns intervals, 309 to 391 ns bart), so
+// IPv6 sets stay intervals.
 type setData struct {
 	v32  ivals32
 	v128 ivals128
+	lite *bart.Lite
+}
+
+const bartMin = 256
+
+func (d *setData) has4(a *[16]byte) bool {
+	if d.lite != nil {
+		return d.lite.Lookup(netip.AddrFrom4([4]byte(a[12:16])))
+	}
+	return d.v32.contains(binary.BigEndian.Uint32(a[12:]))
+}
+
+func (d *setData) has6(a *[16]byte) bool { return d.v128.contains(keyOf(a)) }
+
+// toPrefixes splits a closed interval of keys of width bits (32 or 128)
+// into the fewest prefixes that cover exactly it.
+func toPrefixes(x ival, bits int, emit func(lo u128, plen int)) {
+	lo, hi := x.lo, x.hi
+	for {
+		k := bits // the largest aligned block at lo that ends by hi
+		if tz := trailingZeros(lo); tz < k {
+			k = tz
+		}
+		for k > 0 && hi.less(lo.or(lowMask(k))) {
+			k--
+		}
+		emit(lo, bits-k)
+		end := lo.or(lowMask(k))
+		if end == hi || !end.less(hi) {
+			return
+		}
+		lo = end.inc()
+	}
+}
+
+func (a u128) or(b u128) u128 { return u128{a.hi | b.hi, a.lo | b.lo} }
+
+// lowMask is 2^k-1.
+func lowMask(k int) u128 {
+	switch {
+	case k == 0:
+		return u128{}
+	case k < 64:
+		return u128{0, 1<<k - 1}
+	case k == 64:
+		return u128{0, ^uint64(0)}
+	case k < 128:
+		return u128{1<<(k-64) - 1, ^uint64(0)}
+	}
+	return u128{^uint64(0), ^uint64(0)}
+}
+
+func trailingZeros(a u128) int {
+	if a.lo != 0 {
+		return bits.TrailingZeros64(a.lo)
+	}
+	if a.hi != 0 {
+		return 64 + bits.TrailingZeros64(a.hi)
+	}
+	return 128
 }
 
 func buildSetData(iv []ival, wide bool) *setData {
+	return buildSetDataMin(iv, wide, bartMin)
+}
+
+func buildSetDataMin(iv []ival, wide bool, minBart int) *setData {
 	m := merge(iv)
 	d := &setData{}
 	for _, x := range m {
@@ -148,6 +221,15 @@ func buildSetData(iv []ival, wide bool) *setData {
 		} else {
 			d.v32.lo = append(d.v32.lo, uint32(x.lo.lo))
 			d.v32.hi = append(d.v32.hi, uint32(x.hi.lo))
+		}
+	}
+	if len(m) > minBart && !wide {
+		d.lite = new(bart.Lite)
+		for _, x := range m {
+			toPrefixes(x, 32, func(lo u128, plen int) {
+				v := uint32(lo.lo)
+				d.lite.Insert(netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), plen))
+			})
 		}
 	}
 	return d

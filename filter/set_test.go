@@ -42,37 +42,76 @@ func TestSetMembershipAgainstBart(t *testing.T) {
 			ref.Insert(p)
 			ivs[i] = valueIval(Value{Prefix: p})
 		}
-		d := buildSetData(ivs, v6)
-		for i := 0; i < 200000; i++ {
-			var a netip.Addr
-			if i%2 == 0 { // near an element: its edges and inside
-				p := pfx[r.IntN(len(pfx))]
-				iv := valueIval(Value{Prefix: p})
-				k := []u128{iv.lo, iv.hi, iv.hi.inc(), {iv.lo.hi, iv.lo.lo - 1}}[r.IntN(4)]
-				if v6 {
-					a = addr16(k)
+		// Both lookup structures: intervals, and bart built from the
+		// merged intervals split back into prefixes.
+		for _, minBart := range []int{1 << 30, 0} {
+			d := buildSetDataMin(ivs, v6, minBart)
+			for i := 0; i < 100000; i++ {
+				var a netip.Addr
+				if i%2 == 0 { // near an element: its edges and inside
+					p := pfx[r.IntN(len(pfx))]
+					iv := valueIval(Value{Prefix: p})
+					k := []u128{iv.lo, iv.hi, iv.hi.inc(), {iv.lo.hi, iv.lo.lo - 1}}[r.IntN(4)]
+					if v6 {
+						a = addr16(k)
+					} else {
+						a = netip.AddrFrom4([4]byte{byte(k.lo >> 24), byte(k.lo >> 16), byte(k.lo >> 8), byte(k.lo)})
+					}
+				} else if v6 {
+					a = randPrefixes(r, 1, true)[0].Addr()
 				} else {
-					a = netip.AddrFrom4([4]byte{byte(k.lo >> 24), byte(k.lo >> 16), byte(k.lo >> 8), byte(k.lo)})
+					var b [4]byte
+					binary.BigEndian.PutUint32(b[:], r.Uint32())
+					a = netip.AddrFrom4(b)
 				}
-			} else if v6 {
-				a = randPrefixes(r, 1, true)[0].Addr()
-			} else {
-				var b [4]byte
-				binary.BigEndian.PutUint32(b[:], r.Uint32())
-				a = netip.AddrFrom4(b)
-			}
-			var got bool
-			if v6 {
 				b := a.As16()
-				got = d.v128.contains(keyOf(&b))
-			} else {
-				b := a.As4()
-				got = d.v32.contains(binary.BigEndian.Uint32(b[:]))
-			}
-			if want := ref.Lookup(a); got != want {
-				t.Fatalf("v6=%v %s: got %v, want %v", v6, a, got, want)
+				got := d.has4(&b)
+				if v6 {
+					got = d.has6(&b)
+				}
+				if want := ref.Lookup(a); got != want {
+					t.Fatalf("v6=%v bart=%v %s: got %v, want %v", v6, d.lite != nil, a, got, want)
+				}
 			}
 		}
+	}
+}
+
+// TestToPrefixes: a range splits into aligned prefixes that tile it.
+func TestToPrefixes(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for i := 0; i < 20000; i++ {
+		bits := 32
+		a, b := uint64(r.Uint32()), uint64(r.Uint32())
+		if i%3 == 0 {
+			b = a + uint64(r.IntN(1000))
+			if b > 0xffffffff {
+				b = 0xffffffff
+			}
+		}
+		if i == 0 {
+			a, b = 0, 0xffffffff
+		}
+		lo, hi := min(a, b), max(a, b)
+		next := lo
+		toPrefixes(ival{u128{0, lo}, u128{0, hi}}, bits, func(p u128, plen int) {
+			size := uint64(1) << (32 - plen)
+			if p.lo != next || p.lo&(size-1) != 0 {
+				t.Fatalf("[%d,%d]: prefix %d/%d, want start %d, aligned", lo, hi, p.lo, plen, next)
+			}
+			next = p.lo + size
+		})
+		if next != hi+1 {
+			t.Fatalf("[%d,%d]: prefixes end at %d", lo, hi, next)
+		}
+	}
+	// 128-bit: ::-::ffff:ffff:ffff:ffff:ffff is one /32's worth of halves.
+	var got []string
+	toPrefixes(ival{u128{0, 1}, u128{^uint64(0), ^uint64(0)}}, 128, func(p u128, plen int) {
+		got = append(got, netip.PrefixFrom(addr16(p), plen).String())
+	})
+	if len(got) != 128 || got[0] != "::1/128" || got[127] != "8000::/1" {
+		t.Fatalf("got %d prefixes: %v ... %v", len(got), got[0], got[len(got)-1])
 	}
 }
 
@@ -268,6 +307,16 @@ func BenchmarkSetLookup(b *testing.B) {
 						n++
 					}
 				} else if d.v32.contains(binary.BigEndian.Uint32(a[12:])) {
+					n++
+				}
+			}
+			_ = n
+		})
+		b.Run(fam+"/set", func(b *testing.B) { // what Eval uses: bart above bartMin intervals
+			n := 0
+			for i := 0; i < b.N; i++ {
+				a := &addrs[i&4095]
+				if v6 && d.has6(a) || !v6 && d.has4(a) {
 					n++
 				}
 			}
