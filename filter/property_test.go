@@ -194,3 +194,37 @@ func TestListingRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexBudgetFallback: when port lists would exceed indexBudget
+// (many ports times many rules without a port), the protocol keeps one
+// list and results still equal the linear walk.
+func TestIndexBudgetFallback(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 1500; i++ { // 1,500 ports x 751 lists > indexBudget
+		fmt.Fprintf(&b, "udp dport %d counter drop\n", 2000+i)
+		if i%2 == 0 {
+			fmt.Fprintf(&b, "udp sport %d counter accept\n", 100+i)
+		}
+	}
+	src := chain("accept", b.String())
+	idx := mustLoad(t, src)
+	if pi := idx.hooks[HookForward][0].idx.proto[ProtoUDP]; pi.ports != nil {
+		t.Fatal("the index kept port lists past its budget")
+	}
+	lin := mustLoad(t, src)
+	lin.linear = true
+	r := rand.New(rand.NewPCG(11, 12))
+	ci, cl := idx.NewCounters(), lin.NewCounters()
+	for i := 0; i < 2000; i++ {
+		p := pkt4(t, "192.0.2.1", "198.51.100.1", ProtoUDP, uint16(100+r.IntN(1200)), uint16(1990+r.IntN(1200)))
+		a, b := p, p
+		if x, y := idx.Eval(HookForward, &a, ci, 0), lin.Eval(HookForward, &b, cl, 0); x != y {
+			t.Fatalf("%+v: indexed %+v, linear %+v", p, x, y)
+		}
+	}
+	pi, _ := idx.CounterValues(ci)
+	pl, _ := lin.CounterValues(cl)
+	if fmt.Sprint(pi) != fmt.Sprint(pl) {
+		t.Fatal("counters differ")
+	}
+}
