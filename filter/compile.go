@@ -1,7 +1,6 @@
 package filter
 
 import (
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -590,7 +589,3 @@ func (c *compiler) matcher(tname string, m *Match) (matcher, error) {
 	cm.set = buildSetData(ivs, false)
 	return cm, nil
 }
-
-func (v VerdictKind) terminal() bool { return v == VAccept || v == VDrop || v == VReject }
-
-var _ = fmt.Sprintf
