@@ -41,6 +41,8 @@ test: deps fmt-check vet build
 	$(GO) test -count=1 -p 1 -timeout $(TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzInput6$$' -fuzztime 10s ./dataplane
 	$(GO) test -run '^$$' -fuzz '^FuzzTrack$$' -fuzztime 10s ./conntrack
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./filter
+	$(GO) test -run '^$$' -fuzz '^FuzzEval$$' -fuzztime 10s ./filter
 	@# The benchmark runs once, briefly, so it cannot rot; its figures are
 	@# not judged here (a busy machine would make that a flaky test).
 	@if [ "$$(id -u)" = 0 ]; then $(GO) run ./bench/cmd/ferrybench -quick -out $$(mktemp -d); \
