@@ -20,6 +20,26 @@ type Config struct {
 	Routes     []Route
 	Rules      []Rule
 	Neighbors  []Neighbor
+	Ruleset    Ruleset
+	Conntrack  Conntrack
+}
+
+// Ruleset names the nftables-syntax file that holds ferry's filter (and
+// NAT) tables. It is parsed by the filter package, whose errors name that
+// file's line and column; an empty File means no rules: everything is
+// accepted and nothing is tracked.
+type Ruleset struct {
+	File string // absolute, or relative to the config file's directory when written
+	Line int
+}
+
+// Conntrack sizes the connection table the filter and NAT share.
+type Conntrack struct {
+	Max      int  // entries; a flood of new flows fills it to this and no further
+	TCPLoose bool // pick up TCP connections mid-stream (Linux nf_conntrack_tcp_loose)
+	// Timeouts override the protocol defaults (Linux's), keyed as Linux's
+	// sysctls without the nf_conntrack_ prefix: "tcp_timeout_established".
+	Timeouts map[string]time.Duration
 }
 
 // Table names a routing table, as /etc/iproute2/rt_tables does. The

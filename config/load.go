@@ -63,6 +63,14 @@ type rawFile struct {
 		MAC string `toml:"mac"`
 		Dev string `toml:"dev"`
 	} `toml:"neighbor"`
+	Ruleset struct {
+		File string `toml:"file"`
+	} `toml:"ruleset"`
+	Conntrack struct {
+		Max      *int           `toml:"max"`
+		TCPLoose *bool          `toml:"tcp_loose"`
+		Timeouts map[string]any `toml:"timeouts"`
+	} `toml:"conntrack"`
 }
 
 type rawTable struct {
@@ -296,6 +304,8 @@ func (c *checker) build(raw *rawFile) *Config {
 	c.routes(raw, cfg)
 	c.rules(raw, cfg)
 	c.neighbors(raw, cfg)
+	c.ruleset(raw, cfg)
+	c.conntrack(raw, cfg)
 	return cfg
 }
 
