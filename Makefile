@@ -40,6 +40,7 @@ test: deps fmt-check vet build
 	$(GO) test -run '^$$' -fuzz '^FuzzReassembly$$' -fuzztime 10s ./dataplane
 	$(GO) test -count=1 -p 1 -timeout $(TIMEOUT) ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzInput6$$' -fuzztime 10s ./dataplane
+	$(GO) test -run '^$$' -fuzz '^FuzzFilterStages$$' -fuzztime 10s ./dataplane
 	$(GO) test -run '^$$' -fuzz '^FuzzTrack$$' -fuzztime 10s ./conntrack
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./filter
 	$(GO) test -run '^$$' -fuzz '^FuzzEval$$' -fuzztime 10s ./filter

@@ -82,6 +82,15 @@ const (
 	DropNDInvalid        // Neighbor Discovery that fails RFC 4861's validity checks (hop limit 255, code, checksum, options)
 	DropNDNotForUs       // Neighbor Solicitation for an address that is not ferry's
 	DropNDIgnored        // router advertisements and redirects from others: ferry configures none from them
+	// Filter and connection tracking (filter.go, conntrack.go)
+	DropFilterPrerouting  // dropped by the ruleset at the prerouting hook
+	DropFilterInput       // dropped by the ruleset at the input hook (to ferry)
+	DropFilterForward     // dropped by the ruleset at the forward hook
+	DropFilterOutput      // one of ferry's own packets dropped at the output hook
+	DropFilterPostrouting // dropped by the ruleset at the postrouting hook
+	DropFilterReject      // rejected by the ruleset; ICMP error or TCP reset sent
+	DropCtTableFull       // new flow with the connection table full and nothing unreplied to drop early
+	DropCtReplyTaken      // new flow whose reply tuple another flow owns
 
 	numDrops
 )
@@ -151,6 +160,14 @@ var dropNames = [numDrops]string{
 	DropNDInvalid:          "nd_invalid",
 	DropNDNotForUs:         "nd_not_for_us",
 	DropNDIgnored:          "nd_ignored",
+	DropFilterPrerouting:   "filter_prerouting",
+	DropFilterInput:        "filter_input",
+	DropFilterForward:      "filter_forward",
+	DropFilterOutput:       "filter_output",
+	DropFilterPostrouting:  "filter_postrouting",
+	DropFilterReject:       "filter_reject",
+	DropCtTableFull:        "ct_table_full",
+	DropCtReplyTaken:       "ct_reply_taken",
 }
 
 func (d Drop) String() string {

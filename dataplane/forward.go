@@ -5,6 +5,7 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
+	"github.com/ferry-router/ferry/filter"
 	"github.com/ferry-router/ferry/iface"
 )
 
@@ -39,6 +40,7 @@ func (w *worker) forward() {
 			w.forwardOptions(p, header.IPv4(ip))
 		}
 	}
+	w.filterHook(stageForward, filter.HookForward)
 	w.hook(stageForward, w.r.hooks.Forward)
 }
 

@@ -103,7 +103,7 @@ func (w *worker) inputIPv4(p *Packet, l2multicast bool) {
 	if ihl > ipv4MinHdr && !w.inputOptions(p, header.IPv4(ip[:ihl])) {
 		return
 	}
-	p.next = stagePrerouting
+	p.next = stageConntrack
 }
 
 // martianSource: RFC 1812 5.3.7 addresses a router must not forward from.

@@ -104,7 +104,7 @@ func (w *worker) inputIPv6(p *Packet, l2multicast bool) {
 		p.Drop(DropIP6MartianSource)
 		return
 	}
-	p.next = stagePrerouting
+	p.next = stageConntrack
 }
 
 // walkExt6 follows ip's extension headers to the upper-layer protocol and

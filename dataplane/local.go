@@ -40,7 +40,7 @@ func (w *worker) local() {
 		case protoUDP:
 			w.icmpError(p, icmpDestUnreachable, icmpPortUnreachable, 0, DropLocalPort)
 		case protoTCP:
-			w.tcpReset(p, ip, ihl)
+			w.tcpReset(p, ip, ihl, DropLocalTCPClosed)
 		default:
 			w.icmpError(p, icmpDestUnreachable, icmpProtoUnreachable, 0, DropLocalProtocol)
 		}

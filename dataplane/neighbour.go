@@ -50,7 +50,7 @@ func (w *worker) resolve(p *Packet) {
 		// Resolution failed moments ago and is held down: tell the sender
 		// now rather than queueing for another round of requests.
 		w.neighborFailed(p)
-		if p.next == stagePostrouting {
+		if p.next == stageOutput {
 			// The error passed the stages before this one as it was built;
 			// resolve its own next hop (it never loops: an error about
 			// ferry's own packet is suppressed).

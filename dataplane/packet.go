@@ -3,6 +3,7 @@ package dataplane
 import (
 	"encoding/binary"
 
+	"github.com/ferry-router/ferry/conntrack"
 	"github.com/ferry-router/ferry/fib"
 	"github.com/ferry-router/ferry/iface"
 )
@@ -45,6 +46,12 @@ type Packet struct {
 
 	proto uint8 // IPv6: upper-layer protocol, found by input6
 
+	// Connection tracking and filter state (conntrack.go, filter.go), only
+	// while a ruleset is loaded.
+	cs    *ctSlot         // this slot's scratch entry and filter fields
+	ct    *conntrack.Conn // the packet's connection; cs.scratch while flagCtNew
+	ctDir conntrack.Dir
+
 	spare int // index in the worker's spare pool (spares only)
 }
 
@@ -68,6 +75,9 @@ const (
 	// flagIPv6: an IPv6 packet; stages that handle both families dispatch
 	// on it to their *6 counterparts.
 	flagIPv6
+	// flagCtNew: the packet starts a flow whose entry (cs.scratch) is not
+	// in the table yet; confirm puts it there.
+	flagCtNew
 )
 
 // Frame is the link-layer frame.

@@ -1,5 +1,7 @@
 package dataplane
 
+import "github.com/ferry-router/ferry/filter"
+
 // The packet path. Every batch a worker reads goes through these stages in
 // this order; each stage is one file named after it. A packet's `next`
 // names the next stage that must see it, and only ever moves forward, so a
@@ -11,13 +13,16 @@ package dataplane
 //	             (and IPv4 options, when the header has any)          options.go
 //	arp          answer requests for ferry's addresses, learn replies arp.go
 //	nd           IPv6 Neighbor Discovery: NS, NA, RS                  nd.go
-//	prerouting   hook: filter, DNAT                                   hooks.go
+//	conntrack    find or start each packet's connection (ruleset only) conntrack.go
+//	prerouting   hook: filter, DNAT                                   filter.go hooks.go
 //	route        FIB lookup for the whole batch                        route.go
 //	             rp_filter, directed broadcasts, source routes         rpfilter.go broadcast.go options.go
+//	localin      hook input: filter packets to ferry                  filter.go
 //	local        ferry's own addresses: reassembly, echo reply,       local.go reassemble.go
 //	             port unreachable, TCP reset                           tcpreset.go
 //	forward      TTL and MTU checks, redirects, options, hook: filter forward.go redirect.go options.go
-//	postrouting  hook: SNAT, masquerade                               hooks.go
+//	output       hook output: filter ferry's own packets              filter.go
+//	postrouting  hook: filter, SNAT, masquerade; confirm new flows   filter.go hooks.go
 //	fragment     split packets larger than the egress MTU (DF clear)  fragment.go
 //	neighbour    next hop's MAC, or queue and ARP for it              neighbour.go
 //	rewrite      MAC addresses, TTL decrement, incremental checksum   rewrite.go
@@ -36,10 +41,13 @@ const (
 	stageInput stage = iota
 	stageARP
 	stageND
+	stageConntrack
 	stagePrerouting
 	stageRoute
+	stageLocalIn
 	stageLocal
 	stageForward
+	stageOutput
 	stagePostrouting
 	stageFragment
 	stageNeighbour
@@ -49,22 +57,29 @@ const (
 )
 
 var stageNames = [...]string{
-	"input", "arp", "nd", "prerouting", "route", "local", "forward",
-	"postrouting", "fragment", "neighbour", "rewrite", "transmit", "done",
+	"input", "arp", "nd", "conntrack", "prerouting", "route", "localin", "local", "forward",
+	"output", "postrouting", "fragment", "neighbour", "rewrite", "transmit", "done",
 }
 
 func (s stage) String() string { return stageNames[s] }
 
 // process runs one batch through every stage.
 func (w *worker) process() {
+	w.nowNS = int64(w.now.Sub(w.r.epoch))
 	w.input()
 	w.arp()
 	w.nd()
+	w.conntrack()
+	w.filterHook(stagePrerouting, filter.HookPrerouting)
 	w.hook(stagePrerouting, w.r.hooks.Prerouting)
 	w.route()
+	w.localIn()
 	w.local()
 	w.forward()
+	w.output()
+	w.filterHook(stagePostrouting, filter.HookPostrouting)
 	w.hook(stagePostrouting, w.r.hooks.Postrouting)
+	w.confirmAt(stagePostrouting + 1)
 	w.fragment()
 	w.neighbour()
 	w.rewrite()

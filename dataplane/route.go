@@ -92,7 +92,7 @@ func (w *worker) applyRoute(p *Packet, dst uint32, h *fib.NextHop) {
 			return
 		}
 		p.hop = h
-		p.next = stageLocal
+		p.next = stageLocalIn
 	case fib.Blackhole:
 		p.Drop(DropBlackhole)
 	case fib.Unreachable:
@@ -123,7 +123,7 @@ func (w *worker) routeLocal(p *Packet) bool {
 		p.nh = dst
 	}
 	p.flags |= flagLocalOrigin
-	p.next = stagePostrouting
+	p.next = stageOutput
 	return true
 }
 

@@ -25,14 +25,14 @@ func (w *worker) route6() {
 		dst := header.IPv6(p.buf[p.l3:]).DestinationAddressSlice()
 		if isLinkLocal6(dst) {
 			if x := w.r.ports[p.in].v6.ll; string(x.a[:]) == string(dst) && x.usable() {
-				p.next = stageLocal
+				p.next = stageLocalIn
 			} else {
 				p.Drop(DropIP6LinkLocal)
 			}
 			continue
 		}
 		if !policy && w.r.isLocal6(dst) {
-			p.next = stageLocal
+			p.next = stageLocalIn
 			continue
 		}
 		w.dsts6[k] = netip.AddrFrom16([16]byte(dst))
@@ -99,7 +99,7 @@ func (w *worker) applyRoute6(p *Packet, dst netip.Addr, h *fib.NextHop) {
 		p.next = stageForward
 	case fib.Local:
 		p.hop = h
-		p.next = stageLocal
+		p.next = stageLocalIn
 	case fib.Blackhole:
 		p.Drop(DropBlackhole)
 	case fib.Unreachable:
@@ -144,6 +144,6 @@ func (w *worker) routeLocal6(p *Packet) bool {
 		}
 	}
 	p.flags |= flagLocalOrigin | flagIPv6
-	p.next = stagePostrouting
+	p.next = stageOutput
 	return true
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/ferry-router/ferry/config"
+	"github.com/ferry-router/ferry/conntrack"
 	"github.com/ferry-router/ferry/dataplane/neigh"
 	"github.com/ferry-router/ferry/fib"
+	"github.com/ferry-router/ferry/filter"
 	"github.com/ferry-router/ferry/iface"
 )
 
@@ -43,6 +45,13 @@ type Router struct {
 	ioOnly bool
 	xmac   [2][6]byte // io-only: destination MAC out of each port
 	xok    [2]bool
+
+	// The filter's compiled ruleset (nil: none) and the connection table
+	// it and NAT share (filter.go, conntrack.go).
+	ruleset   atomic.Pointer[ruleset]
+	ct        *conntrack.Table
+	epoch     time.Time // zero of the tracker's clock
+	filterLog chan filter.LogEvent
 
 	workers  []*worker
 	nWorkers int     // how many workers share the reassembly memory
@@ -110,6 +119,10 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		busyPoll: cfg.Dataplane.BusyPoll,
 		ioOnly:   cfg.Dataplane.Mode == "io-only",
 		done:     make(chan struct{}),
+
+		ct:        conntrack.New(ctConfig(cfg.Conntrack)),
+		epoch:     time.Now(),
+		filterLog: make(chan filter.LogEvent, 256),
 	}
 	for i, ifc := range cfg.Interfaces {
 		l, err := opt.OpenLink(ifc, cfg.Dataplane)
@@ -162,6 +175,12 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		ctlQueues[pi] = controlQueue{p.link}
 	}
 	r.ctl = newWorker(r, -1, ctlQueues)
+	if cfg.Ruleset.File != "" {
+		if err := r.LoadRuleset(cfg.Ruleset.File); err != nil {
+			r.closeLinks()
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -323,6 +342,10 @@ func (r *Router) control() {
 		case now := <-tick.C:
 			r.neighbourTimers(now)
 			r.control6(now)
+			r.writeFilterLogs()
+			// Ten calls a second walk the whole table in 30 s at most;
+			// lookups free what they meet expired in between.
+			r.ct.Expire(r.nowNS(), max(1024, r.ct.Capacity()/300))
 			if n++; n%5 == 0 {
 				r.refreshLinks() // for display and logs; transmit does not depend on it
 			}

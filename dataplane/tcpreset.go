@@ -21,7 +21,7 @@ const tcpMinHdr = header.TCPMinimumSize
 
 // tcpReset turns segment p (IP header ihl bytes) into the reset RFC 793
 // asks for, or drops it.
-func (w *worker) tcpReset(p *Packet, ip []byte, ihl int) {
+func (w *worker) tcpReset(p *Packet, ip []byte, ihl int, reason Drop) {
 	seg := header.TCP(ip[ihl:])
 	if len(seg) < tcpMinHdr || int(seg.DataOffset()) < tcpMinHdr || int(seg.DataOffset()) > len(seg) {
 		p.Drop(DropLocalProtocol)
@@ -59,7 +59,7 @@ func (w *worker) tcpReset(p *Packet, ip []byte, ihl int) {
 		rflags |= header.TCPFlagAck
 	}
 	sport, dport := seg.SourcePort(), seg.DestinationPort()
-	w.ctr.ports[p.in].drops[DropLocalTCPClosed].Add(1)
+	w.ctr.ports[p.in].drops[reason].Add(1)
 
 	// A fresh 20-byte IP header (no options) and a bare TCP header, set
 	// field by field (gvisor's Encode takes its fields by pointer, which

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-router/ferry/conntrack"
 	"github.com/ferry-router/ferry/dataplane/neigh"
 	"github.com/ferry-router/ferry/fib"
 	"github.com/ferry-router/ferry/iface"
@@ -48,8 +49,16 @@ type worker struct {
 	rd   redirectLimiter
 	ra   reassembler
 	nc   neigh.Cache // the neighbour stage's last lookup
-	ctr  *workerCounters
-	next int // port to read first, rotated for fairness
+
+	// Filter and connection tracking (filter.go, conntrack.go).
+	rules *ruleset // the batch's ruleset (nil: none loaded)
+	slot  int      // index of this worker's counters in a ruleset
+	nowNS int64    // w.now on the tracker's clock
+	meta  conntrack.Meta
+	slots []ctSlot // one per rx and spare packet
+	frags [fragSlots]fragMemo
+	ctr   *workerCounters
+	next  int // port to read first, rotated for fairness
 
 	queueStats []iface.QueueStats // last seen, to publish deltas
 }
@@ -80,11 +89,18 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 	w.rl.init()
 	w.ra.init(r.nWorkers, id)
 	w.own = make([][]byte, b)
+	w.slots = make([]ctSlot, 2*b)
+	w.slot = id
+	if id < 0 {
+		w.slot = len(r.workers) // the control goroutine's counters come last
+	}
 	for i := range w.rx {
 		w.own[i] = make([]byte, bufSize)
 		w.rx[i].buf = w.own[i]
+		w.rx[i].cs = &w.slots[i]
 	}
 	for i := range w.spare {
+		w.spare[i].cs = &w.slots[b+i]
 		w.spare[i].buf = make([]byte, bufSize)
 		w.spare[i].flags = flagSpare
 		w.spare[i].spare = i
