@@ -42,6 +42,16 @@ commands:
                            followed by route words; gzip is fine) as one change
   rule add|del [priority N] [from P] [to P] [iif IF] [fwmark M[/MASK]]
                lookup T | blackhole | unreachable | prohibit
+  show ruleset             the filter rules as nft list ruleset prints them,
+                           with counters and set elements
+  reset counters           zero the ruleset's counters
+  set add|del SET ELEM...  add or remove elements of a named set (nft add element)
+  show conntrack [proto P] [addr A[/N]] [port N] [state S] [limit N]
+                           the connection table as conntrack -L prints it,
+                           with counts by protocol and TCP state
+  flush conntrack          empty the connection table (conntrack -F)
+  reload                   read the config again and swap in its ruleset;
+                           on any error the running ruleset stays
   help
 
 -s defaults to $FERRY_SOCKET, else ` + defaultSocket + `; -j prints JSON.
@@ -113,6 +123,16 @@ func canonical(w []string) (cmd []string, filter string, ok bool) {
 		}
 		return nil, "", false
 	}
+	switch {
+	case len(w) == 1 && w[0] == "reload":
+		return w, "", true
+	case len(w) == 2 && w[0] == "reset" && w[1] == "counters":
+		return w, "", true
+	case len(w) == 2 && w[0] == "flush" && w[1] == "conntrack":
+		return w, "", true
+	case len(w) >= 4 && w[0] == "set" && (w[1] == "add" || w[1] == "del" || w[1] == "delete"):
+		return append([]string{"set", w[1][:3]}, w[2:]...), "", true
+	}
 	if len(w) < 2 || w[0] != "show" {
 		return nil, "", false
 	}
@@ -132,6 +152,10 @@ func canonical(w []string) (cmd []string, filter string, ok bool) {
 		return []string{"show", "neighbors"}, "", len(w) == 2
 	case "stats":
 		return []string{"show", "stats"}, "", len(w) == 2
+	case "ruleset":
+		return []string{"show", "ruleset"}, "", len(w) == 2
+	case "conntrack", "ct":
+		return append([]string{"show", "conntrack"}, w[2:]...), "", true
 	}
 	return nil, "", false
 }
@@ -203,7 +227,37 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 		}
 		return nil
 	}
+	switch cmd[0] {
+	case "reload":
+		var s struct {
+			Ruleset string  `json:"ruleset"`
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		if s.Ruleset == "" {
+			fmt.Fprintf(out, "reloaded: no ruleset (everything is accepted, nothing tracked)\n")
+		} else {
+			fmt.Fprintf(out, "reloaded ruleset %s in %.3fs\n", s.Ruleset, s.Seconds)
+		}
+		return nil
+	case "reset", "flush", "set":
+		return nil
+	}
 	switch cmd[1] {
+	case "ruleset":
+		var s dataplane.RulesetStatus
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "# %s, loaded %s\n%s", s.File, s.Loaded.Format(time.RFC3339), s.Listing)
+	case "conntrack":
+		var s dataplane.ConntrackStatus
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		renderConntrack(out, s)
 	case "interfaces":
 		var rows []dataplane.InterfaceStatus
 		if err := json.Unmarshal(raw, &rows); err != nil {
@@ -374,4 +428,37 @@ func sortedKeys(m map[string]uint64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// renderConntrack prints the entries as conntrack -L does, then the counts.
+func renderConntrack(out io.Writer, s dataplane.ConntrackStatus) {
+	for _, e := range s.Entries {
+		fmt.Fprintln(out, e)
+	}
+	if s.Truncate {
+		fmt.Fprintf(out, "... %d more (limit N shows more)\n", s.Matched-len(s.Entries))
+	}
+	st := s.Stats
+	if !s.Active {
+		fmt.Fprintln(out, "# no ruleset loaded: nothing is being tracked")
+	}
+	fmt.Fprintf(out, "# %d matched; table %d of %d entries: tcp %d, udp %d, icmp %d, other %d; assured %d, unreplied %d\n",
+		s.Matched, st.Entries, st.Capacity, st.TCP, st.UDP, st.ICMP, st.Other, st.Assured, st.Unreplied)
+	if len(st.TCPStates) > 0 {
+		fmt.Fprint(out, "# tcp states:")
+		for _, k := range sortedKeys(toU64(st.TCPStates)) {
+			fmt.Fprintf(out, " %s %d", k, st.TCPStates[k])
+		}
+		fmt.Fprintln(out)
+	}
+	fmt.Fprintf(out, "# inserted %d, expired %d, early drops %d, invalid %d, clashes %d, full %d\n",
+		st.Inserts, st.Expired, st.EarlyDrops, st.Invalid, st.Clashes, st.Full)
+}
+
+func toU64(m map[string]int) map[string]uint64 {
+	r := make(map[string]uint64, len(m))
+	for k, v := range m {
+		r[k] = uint64(v)
+	}
+	return r
 }

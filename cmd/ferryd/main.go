@@ -36,6 +36,10 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "ferryd: %v\n", err)
 		return 1
 	}
+	if err := dataplane.CheckRuleset(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "ferryd: %v\n", err)
+		return 1
+	}
 	if *check {
 		fmt.Printf("%s: ok\n", *cfgPath)
 		return 0
@@ -60,6 +64,7 @@ func run() int {
 		return 1
 	}
 	handleRouting(ctl, r, cfg)
+	handleFilter(ctl, r, *cfgPath, log)
 	r.Start()
 	names := make([]string, 0, len(cfg.Interfaces))
 	for _, i := range cfg.Interfaces {
@@ -68,8 +73,12 @@ func run() int {
 	log.Info("ferryd running", "config", *cfgPath, "interfaces", names, "workers", cfg.Dataplane.Workers, "control", cfg.Control.Socket)
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	s := <-sig
+	for s == syscall.SIGHUP {
+		reload(r, *cfgPath, log) // logs its own outcome
+		s = <-sig
+	}
 	log.Info("stopping", "signal", s.String())
 	ctl.Close()
 	r.Stop()
