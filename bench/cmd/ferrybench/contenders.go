@@ -26,22 +26,29 @@ const (
 )
 
 // contenderRigs places every contender; ferry is the ferryd config of
-// each (nil: the kernel forwards).
+// each (nil: the kernel forwards). Every ferryd runs dual-stack, as the
+// kernel's R does for the whole run: IPv6 on both ports, with no router
+// advertisements (the hosts are configured statically, and the links
+// stay quiet).
 var contenderRigs = map[string]struct {
 	rig   int
 	ferry func(sinkNeighbor string) *lab.FerryConfig
 }{
-	kernel:      {rigKernel, nil},
-	ferryd:      {rigFerry, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Extra: n} }},
-	ferryPoll:   {rigFerry, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, BusyPollUS: 10000, Extra: n} }},
-	ioOnly:      {rigSpare, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Mode: "io-only", Extra: n} }},
-	ferrySingle: {rigSpare, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, Extra: n} }},
+	kernel: {rigKernel, nil},
+	ferryd: {rigFerry, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, IPv6: true, NoRA: true, Extra: n} }},
+	ferryPoll: {rigFerry, func(n string) *lab.FerryConfig {
+		return &lab.FerryConfig{Workers: 1, BusyPollUS: 10000, IPv6: true, NoRA: true, Extra: n}
+	}},
+	ioOnly: {rigSpare, func(n string) *lab.FerryConfig {
+		return &lab.FerryConfig{Workers: 1, Mode: "io-only", IPv6: true, NoRA: true, Extra: n}
+	}},
+	ferrySingle: {rigSpare, func(n string) *lab.FerryConfig { return &lab.FerryConfig{Workers: 1, IPv6: true, NoRA: true, Extra: n} }},
 }
 
 type rigState struct {
 	rig       *lab.Rig
 	routerMAC string
-	neighbor  string // the sink as a ferryd [[neighbor]]
+	neighbor  string // the sink, IPv4 and IPv6, as ferryd [[neighbor]]s
 	rps       string // R's rps_cpus now
 	running   *contender
 }
@@ -89,8 +96,13 @@ func (r *runner) build() error {
 		if err != nil {
 			return err
 		}
-		rs := &rigState{rig: rig, routerMAC: mac.String(),
-			neighbor: fmt.Sprintf("[[neighbor]]\nip = %q\nmac = %q\ndev = \"r1\"\n", bench.SinkAddr, sinkMAC)}
+		// Static neighbours for the sink addresses, so neither router
+		// resolves an address nobody answers for.
+		var neighbor string
+		for _, a := range []string{bench.SinkAddr, bench.SinkAddr6} {
+			neighbor += fmt.Sprintf("[[neighbor]]\nip = %q\nmac = %q\ndev = \"r1\"\n", a, sinkMAC)
+		}
+		rs := &rigState{rig: rig, routerMAC: mac.String(), neighbor: neighbor}
 		if i == rigKernel {
 			if _, err := rig.R.Run(r.ctx, "ip", "neigh", "replace", bench.SinkAddr, "lladdr", sinkMAC.String(), "dev", "r1", "nud", "permanent"); err != nil {
 				return err
@@ -99,6 +111,8 @@ func (r *runner) build() error {
 				return err
 			}
 			rig.A.Run(r.ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", lab.AddrB) // resolve neighbours on the way
+		} else if err := hostsIPv6(r.ctx, rig); err != nil {
+			return err
 		}
 		r.rigs[i] = rs
 	}
@@ -142,6 +156,12 @@ func (r *runner) ensure(e entrant, extra string) (*contender, error) {
 			return nil, err
 		}
 		c.f, c.extra, c.cpus, rs.running = f, extra, "", c
+		if cfg.IPv6 {
+			if err := waitDAD(r.ctx, f); err != nil {
+				return nil, err
+			}
+			rs.rig.A.Run(r.ctx, "ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", addr6B) // resolve neighbours on the way
+		}
 		rs.rig.A.Run(r.ctx, "ping", "-c", "2", "-i", "0.2", "-W", "1", lab.AddrB) // resolve neighbours on the way
 	}
 	if rs.rps != e.place.rps {

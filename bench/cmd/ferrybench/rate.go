@@ -46,10 +46,8 @@ var rateScenarios = []scenario{
 		kernelNft: masquerade, notBuilt: "the NAT issue"},
 	{name: scRules, measures: kindPPS, entrants: rateKernel, gen: genSpec{size: 64, flows: 1},
 		kernelNft: filterRules(1000), notBuilt: "the filter issue"},
-	{name: scV6, measures: kindPPS, entrants: rateKernel, gen: genSpec{size: 64, flows: 1, ipv6: true},
-		notBuilt: "ferryd's dataplane forwards IPv4 only"},
-	{name: scV6Flows, measures: kindPPS, entrants: rateKernel, gen: genSpec{size: 64, flows: 65536, ipv6: true},
-		notBuilt: "ferryd's dataplane forwards IPv4 only"},
+	{name: scV6, measures: kindPPS, entrants: rateAll, gen: genSpec{size: 64, flows: 1, ipv6: true}},
+	{name: scV6Flows, measures: kindPPS, entrants: rateAll, gen: genSpec{size: 64, flows: 65536, ipv6: true}},
 }
 
 const masquerade = "table ip ferrybench {\n chain post {\n  type nat hook postrouting priority srcnat; policy accept;\n  oifname \"r1\" masquerade\n }\n}\n"
