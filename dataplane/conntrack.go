@@ -64,6 +64,10 @@ func (w *worker) track(p *Packet) {
 	p.ct = nil
 	p.flags &^= flagCtNew
 	frag := w.classify(p, &cs.fp, &w.meta)
+	if !w.rules.track {
+		cs.fp.CtState = filter.CtUntracked
+		return
+	}
 	if frag == fragLater {
 		w.fragRecall(header.IPv4(p.IP()), &cs.fp)
 		return

@@ -361,3 +361,32 @@ table inet host {
 		g.sent(1)
 	})
 }
+
+func TestStatelessRulesetTracksNothing(t *testing.T) {
+	g := newFilterRig(t, `table ip filter { chain forward { type filter hook forward priority 0; policy accept; udp dport 10 drop; } }`)
+	g.run(0, aToB(64, udpPorts(40000, 9, 10)).frame(), aToB(64, udpPorts(40000, 10, 10)).frame())
+	if n := len(g.sent(1)); n != 1 {
+		t.Fatalf("%d forwarded, want 1", n)
+	}
+	if n := g.r.ct.Len(); n != 0 || g.r.Conntrack(ConntrackFilter{}).Active {
+		t.Errorf("a stateless ruleset tracked %d flows", n)
+	}
+}
+
+// BenchmarkPipelineForwardStateless is BenchmarkPipelineForward with the
+// same 100 rules minus the ct state rule: the filter without tracking.
+func BenchmarkPipelineForwardStateless(b *testing.B) {
+	g := newFilterRig(b, strings.Replace(hundredRules(), "  ct state established,related accept\n", "", 1))
+	q := g.links[0].queues[0]
+	q.keep = true
+	g.links[1].queues[0].keep = true
+	for i := 0; i < 64; i++ {
+		q.in = append(q.in, append(make([]byte, 10), aToB(64, udpPorts(uint16(20000+i), 9, 18)).frame()...))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 64 {
+		g.w.read()
+		g.w.process()
+	}
+}

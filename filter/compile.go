@@ -589,3 +589,24 @@ func (c *compiler) matcher(tname string, m *Match) (matcher, error) {
 	cm.set = buildSetData(ivs, false)
 	return cm, nil
 }
+
+// UsesConntrack reports whether any rule matches or sets connection
+// tracking state (ct state, ct mark). A ruleset that does not is
+// stateless, and the dataplane need not track connections for it.
+func (p *Program) UsesConntrack() bool {
+	for _, t := range p.rs.Tables {
+		for _, c := range t.Chains {
+			for _, r := range c.Rules {
+				for _, e := range r.Exprs {
+					if m := e.Match; m != nil && (m.Field == FCtState || m.Field == FCtMark) {
+						return true
+					}
+					if s := e.Stmt; s != nil && s.Kind == StCtMarkSet {
+						return true
+					}
+				}
+			}
+		}
+	}
+	return false
+}

@@ -311,3 +311,20 @@ func TestEvalAllocs(t *testing.T) {
 		t.Fatalf("Eval allocates %.1f times per run", allocs)
 	}
 }
+
+func TestUsesConntrack(t *testing.T) {
+	for src, want := range map[string]bool{
+		"table ip t { chain c { type filter hook forward priority 0; udp dport 9 drop; } }":                  false,
+		"table ip t { chain c { type filter hook forward priority 0; ct state established accept; } }":       true,
+		"table ip t { chain c { type filter hook forward priority 0; } chain d { ct mark 1 drop; } }":        true,
+		"table ip t { chain c { type filter hook forward priority 0; tcp dport 22 ct mark set 5 accept; } }": true,
+	} {
+		p, err := Load("t.nft", src, Env{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.UsesConntrack(); got != want {
+			t.Errorf("%s: UsesConntrack %v, want %v", src, got, want)
+		}
+	}
+}

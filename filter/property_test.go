@@ -208,7 +208,7 @@ func TestIndexBudgetFallback(t *testing.T) {
 	}
 	src := chain("accept", b.String())
 	idx := mustLoad(t, src)
-	if pi := idx.hooks[HookForward][0].idx.proto[ProtoUDP]; pi.ports != nil {
+	if pi := idx.hooks[HookForward][0].idx.proto[ProtoUDP]; pi.slot != nil {
 		t.Fatal("the index kept port lists past its budget")
 	}
 	lin := mustLoad(t, src)

@@ -440,7 +440,7 @@ func renderConntrack(out io.Writer, s dataplane.ConntrackStatus) {
 	}
 	st := s.Stats
 	if !s.Active {
-		fmt.Fprintln(out, "# no ruleset loaded: nothing is being tracked")
+		fmt.Fprintln(out, "# not tracking: no ruleset, or no rule matches ct state or ct mark")
 	}
 	fmt.Fprintf(out, "# %d matched; table %d of %d entries: tcp %d, udp %d, icmp %d, other %d; assured %d, unreplied %d\n",
 		s.Matched, st.Entries, st.Capacity, st.TCP, st.UDP, st.ICMP, st.Other, st.Assured, st.Unreplied)
