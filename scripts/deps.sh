@@ -16,7 +16,9 @@ packages=(
 	hping3            # crafted fragments and TCP SYNs in the IPv4 requirements tests
 	nmap              # SYN scan of ferry's closed ports (RST expected)
 	ndisc6            # rdisc6: sees ferry's IPv6 router advertisements
-	socat             # ad-hoc sockets in the demo and debugging
+	socat             # servers and clients in the e2e tests and the demo
+	curl              # HTTP through the filter in the e2e tests
+	netcat-openbsd    # nc: TCP through the filter in the e2e tests
 	ethtool           # offload inspection on lab interfaces
 	nftables          # the kernel's masquerade and filter contenders in the benchmark
 	procps            # sysctl, pkill-free process inspection

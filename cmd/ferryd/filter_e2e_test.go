@@ -41,7 +41,8 @@ table inet filter {
 		ct state established,related accept
 		ct state invalid counter drop
 		ip saddr @blocked counter drop
-		iifname "r0" tcp dport { 80, 5201 } counter accept
+		iifname "r0" tcp dport { 22, 80 } counter accept
+		iifname "r0" tcp dport 5201 accept
 		iifname "r0" icmp type echo-request accept
 		iifname "r0" udp dport 33434-33534 accept
 		iifname "r0" tcp dport 8080 reject with tcp reset
@@ -52,21 +53,28 @@ table inet filter {
 `
 
 func TestFerrydFirewall(t *testing.T) {
-	needTools(t, "socat", "hping3", "nmap", "iperf3", "traceroute")
+	needTools(t, "socat", "curl", "nc", "hping3", "nmap", "iperf3", "traceroute")
 	rules := filepath.Join(t.TempDir(), "ferry.nft")
 	text := gatewayRules
 	if err := os.WriteFile(rules, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r, f := ferryRig(t, lab.FerryConfig{Extra: "[ruleset]\nfile = \"" + rules + "\"\n"}, nil)
+	// A small table, so that the flood below fills it.
+	r, f := ferryRig(t, lab.FerryConfig{Extra: "[ruleset]\nfile = \"" + rules + "\"\n\n[conntrack]\nmax = 2048\n"}, nil)
 	defer stopFerry(t, f)
 	r.A.MustRun("ip", "route", "replace", "default", "via", lab.AddrR0)
 	r.B.MustRun("ip", "route", "replace", "default", "via", lab.AddrR1)
 
-	// B serves a line on 80 (allowed), 81 (not allowed) and 8080 (reset).
-	for _, port := range []string{"80", "81", "8080"} {
+	// B serves HTTP on 80 and a line on 22 (allowed), 81 (not allowed)
+	// and 8080 (reset); A serves a line on 80, for B to try.
+	// (A script, because socat's address syntax takes ':' and ',' itself.)
+	httpd := filepath.Join(t.TempDir(), "httpd.sh")
+	os.WriteFile(httpd, []byte("read l; printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 9\\r\\n\\r\\nhello-80\\n'\n"), 0o755)
+	r.B.MustStart("socat", "TCP-LISTEN:80,bind="+lab.AddrB+",reuseaddr,fork", "EXEC:sh "+httpd)
+	for _, port := range []string{"22", "81", "8080"} {
 		r.B.MustStart("socat", "TCP-LISTEN:"+port+",bind="+lab.AddrB+",reuseaddr,fork", "SYSTEM:echo hello-"+port)
 	}
+	r.A.MustStart("socat", "TCP-LISTEN:80,bind="+lab.AddrA+",reuseaddr,fork", "SYSTEM:echo hello-from-a")
 	time.Sleep(300 * time.Millisecond)
 	connect := func(port string) (string, error, time.Duration) {
 		start := time.Now()
@@ -75,9 +83,13 @@ func TestFerrydFirewall(t *testing.T) {
 	}
 
 	t.Run("allowed tcp", func(t *testing.T) {
-		out, err, _ := connect("80")
+		out, err := run(t, r.A, 10*time.Second, "curl", "-sS", "--max-time", "5", "http://"+lab.AddrB+"/")
 		if err != nil || !strings.Contains(out, "hello-80") {
-			t.Fatalf("port 80: %v %q", err, out)
+			t.Fatalf("curl port 80: %v %q", err, out)
+		}
+		out, err = run(t, r.A, 10*time.Second, "nc", "-w", "3", lab.AddrB, "22")
+		if err != nil || !strings.Contains(out, "hello-22") {
+			t.Fatalf("nc port 22: %v %q", err, out)
 		}
 		ct := ctl(t, f, "show", "conntrack", "proto", "tcp", "port", "80")
 		if !strings.Contains(ct, "dport=80") || !strings.Contains(ct, "[ASSURED]") {
@@ -97,6 +109,13 @@ func TestFerrydFirewall(t *testing.T) {
 		}
 		if n := dropCount(ctl(t, f, "show", "interfaces"), "filter_forward") - before; n < 1 {
 			t.Errorf("filter_forward grew by %d", n)
+		}
+	})
+
+	t.Run("new inbound dropped", func(t *testing.T) {
+		out, err := run(t, r.B, 10*time.Second, "socat", "-T", "3", "-", "TCP:"+lab.AddrA+":80,connect-timeout=3")
+		if err == nil || strings.Contains(out, "hello-from-a") {
+			t.Errorf("B reached A's port 80: %v %q", err, out)
 		}
 	})
 
@@ -210,4 +229,51 @@ func TestFerrydFirewall(t *testing.T) {
 			t.Errorf("reloaded ruleset not in place:\n%s", rs)
 		}
 	})
+
+	t.Run("flood fills the table and no further", func(t *testing.T) {
+		// B sends to A in reverse: its data packets are replies. If the
+		// flood evicted the iperf3 flow, they would arrive as new flows
+		// from r1 and be dropped, and iperf3 would stall.
+		done := make(chan string, 1)
+		go func() {
+			out, _ := run(t, r.A, 60*time.Second, "iperf3", "-c", lab.AddrB, "-R", "-t", "8", "-i", "1", "-f", "m")
+			done <- out
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		// 30,000 new UDP flows (hping3 moves the source port every
+		// packet) to traceroute's ports, which the chain accepts and B
+		// never answers (its port unreachable errors are related, not
+		// replies): unreplied entries, the kind early drop may evict.
+		out, _ := run(t, r.A, 40*time.Second, "hping3", "--udp", "-p", "33434", "-i", "u100", "-c", "30000", lab.AddrB)
+		t.Logf("hping3: %s", lastLine(out))
+		ct := ctl(t, f, "show", "conntrack", "proto", "tcp")
+		iperf := <-done
+		m := regexp.MustCompile(`table (\d+) of (\d+) entries.*\n.*\n?# inserted (\d+), expired (\d+), early drops (\d+)`).FindStringSubmatch(ct)
+		if m == nil {
+			t.Fatalf("show conntrack:\n%s", ct)
+		}
+		entries, capacity, _ := atoi(m[1]), atoi(m[2]), atoi(m[3])
+		if capacity != 2048 || entries > capacity || atoi(m[5]) == 0 {
+			t.Errorf("after the flood: %d entries of %d, %s early drops:\n%s", entries, capacity, m[5], ct)
+		}
+		re := regexp.MustCompile(`(?m)^\[\s*\d+\]\s+(\d+)\.\d+-\d+\.\d+\s+sec\s+\S+\s+\S+\s+(\d+)\s+Mbits/sec`)
+		rows := re.FindAllStringSubmatch(iperf, -1)
+		if len(rows) < 8 {
+			t.Fatalf("iperf3 -R during the flood:\n%s", iperf)
+		}
+		for _, row := range rows[:8] {
+			if atoi(row[2]) < 10 {
+				t.Errorf("iperf3 -R interval from %ss: %s Mbit/s during the flood:\n%s", row[1], row[2], iperf)
+			}
+		}
+		t.Logf("conntrack after the flood:\n%s", ct[strings.Index(ct, "# "):])
+		t.Logf("iperf3 -R during the flood:\n%s", iperf)
+	})
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func lastLine(s string) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	return l[len(l)-1]
 }
