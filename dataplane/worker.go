@@ -82,10 +82,11 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 	w.own = make([][]byte, b)
 	for i := range w.rx {
 		w.own[i] = make([]byte, bufSize)
-		w.rx[i].buf = w.own[i]
+		w.rx[i].buf, w.rx[i].own = w.own[i], w.own[i]
 	}
 	for i := range w.spare {
 		w.spare[i].buf = make([]byte, bufSize)
+		w.spare[i].own = w.spare[i].buf
 		w.spare[i].flags = flagSpare
 		w.spare[i].spare = i
 		w.free = append(w.free, i)
