@@ -42,10 +42,12 @@ type fakeQueue struct {
 	// keep, when set, makes Read deliver the same frames again and Write
 	// discard, for allocation and speed measurements.
 	keep bool
-	// slots: Read hands out frames that fit a slot where they "landed",
-	// as the AF_PACKET queue does: bufs[i] becomes a view of one of these,
-	// sized as that queue sizes them for a 1500-byte MTU, and reused by the
-	// next Read. Larger frames are copied into the caller's buffer.
+	// views, when set, makes Read hand out frames that fit a slot where
+	// they "landed", as the AF_PACKET queue does: bufs[i] becomes a view
+	// of one of slots, sized as that queue sizes them for a 1500-byte MTU
+	// and reused by the next Read. Larger frames are copied into the
+	// caller's buffer, as always without it.
+	views bool
 	slots [][]byte
 }
 
@@ -57,7 +59,7 @@ func (q *fakeQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n < len(bufs) && n < len(q.in) {
 		f := q.in[n]
-		if fakeMacOff-iface.VnetHdrLen+len(f) <= iface.SlotSize(1500) {
+		if q.views && fakeMacOff-iface.VnetHdrLen+len(f) <= iface.SlotSize(1500) {
 			for len(q.slots) <= n {
 				q.slots = append(q.slots, make([]byte, iface.SlotSize(1500)))
 			}
