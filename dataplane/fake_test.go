@@ -42,12 +42,31 @@ type fakeQueue struct {
 	// keep, when set, makes Read deliver the same frames again and Write
 	// discard, for allocation and speed measurements.
 	keep bool
+	// views, when set, makes Read hand out frames that fit a slot where
+	// they "landed", as the AF_PACKET queue does: bufs[i] becomes a view
+	// of one of slots, sized as that queue sizes them for a 1500-byte MTU
+	// and reused by the next Read. Larger frames are copied into the
+	// caller's buffer, as always without it.
+	views bool
+	slots [][]byte
 }
+
+// fakeMacOff is where an AF_PACKET RX slot holds the Ethernet frame
+// (iface's rxMacOff).
+const fakeMacOff = 140
 
 func (q *fakeQueue) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n < len(bufs) && n < len(q.in) {
 		f := q.in[n]
+		if q.views && fakeMacOff-iface.VnetHdrLen+len(f) <= iface.SlotSize(1500) {
+			for len(q.slots) <= n {
+				q.slots = append(q.slots, make([]byte, iface.SlotSize(1500)))
+			}
+			s := q.slots[n]
+			clear(s) // what the last Read handed out is gone
+			bufs[n] = s[fakeMacOff-offset : len(s) : len(s)]
+		}
 		copy(bufs[n][offset-iface.VnetHdrLen:], f)
 		sizes[n] = len(f) - iface.VnetHdrLen
 		n++

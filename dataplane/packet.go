@@ -53,6 +53,10 @@ type Packet struct {
 	ctDir conntrack.Dir
 
 	spare int // index in the worker's spare pool (spares only)
+	// own is the buffer the worker gave this packet (bufSize bytes). buf
+	// is own, or a view of an RX ring slot that Read handed out, which
+	// holds the frame and little more (worker.read).
+	own []byte
 }
 
 type pktFlags uint8

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+
+	"github.com/ferry-router/ferry/iface"
 )
 
 // Reassembly of fragments addressed to ferry itself (RFC 791 section 3.2,
@@ -248,6 +250,13 @@ func (w *worker) reassemble(p *Packet) bool {
 	defer w.publishReasm()
 	switch res {
 	case reasmComplete:
+		if p.l3+s.hdrLen+s.total > len(p.buf) {
+			// p.buf is a view of its RX slot, sized for one frame: build
+			// the datagram in the packet's own buffer, behind the same
+			// Ethernet header.
+			copy(p.own[p.off-iface.VnetHdrLen:p.l3], p.buf[p.off-iface.VnetHdrLen:p.l3])
+			p.buf = p.own
+		}
 		n := w.ra.build(s, p.buf[p.l3:])
 		p.setFrame(p.off, ethHdrLen+n)
 		return true

@@ -96,12 +96,13 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 	}
 	for i := range w.rx {
 		w.own[i] = make([]byte, bufSize)
-		w.rx[i].buf = w.own[i]
+		w.rx[i].buf, w.rx[i].own = w.own[i], w.own[i]
 		w.rx[i].cs = &w.slots[i]
 	}
 	for i := range w.spare {
 		w.spare[i].cs = &w.slots[b+i]
 		w.spare[i].buf = make([]byte, bufSize)
+		w.spare[i].own = w.spare[i].buf
 		w.spare[i].flags = flagSpare
 		w.spare[i].spare = i
 		w.free = append(w.free, i)
