@@ -223,9 +223,10 @@ const (
 	VGoto
 	VReturn
 	VContinue
+	VNAT // masquerade, snat, dnat (Verdict.NAT)
 )
 
-var verdictNames = [...]string{VAccept: "accept", VDrop: "drop", VReject: "reject", VJump: "jump", VGoto: "goto", VReturn: "return", VContinue: "continue"}
+var verdictNames = [...]string{VAccept: "accept", VDrop: "drop", VReject: "reject", VJump: "jump", VGoto: "goto", VReturn: "return", VContinue: "continue", VNAT: "nat"}
 
 func (v VerdictKind) String() string { return verdictNames[v] }
 
@@ -253,4 +254,5 @@ type Verdict struct {
 	RejectProto string
 	RejectName  string
 	Reject      RejectKind
+	NAT         *NATSpec // VNAT
 }

@@ -39,16 +39,18 @@ type LogEvent struct {
 // running Program with an atomic pointer store; Eval is safe from any
 // number of goroutines, each with its own Counters.
 type Program struct {
-	rs      *Ruleset
-	hooks   [NumHooks][]*cchain
-	chains  []*cchain
-	sets    []*namedSet
-	nslots  int           // counter statements
-	slotOf  map[*Stmt]int // for the listing
-	linear  bool          // evaluate every rule (the reference for tests)
-	resetMu sync.Mutex
-	resetAt []sum // sums at the last ResetCounters
-	env     Env
+	rs       *Ruleset
+	hooks    [NumHooks][]*cchain // filter chains
+	natHooks [NumHooks][]*cchain // nat chains (EvalNAT)
+	nats     []*NATSpec
+	chains   []*cchain
+	sets     []*namedSet
+	nslots   int           // counter statements
+	slotOf   map[*Stmt]int // for the listing
+	linear   bool          // evaluate every rule (the reference for tests)
+	resetMu  sync.Mutex
+	resetAt  []sum // sums at the last ResetCounters
+	env      Env
 }
 
 type cchain struct {
@@ -83,6 +85,7 @@ type crule struct {
 	verdict VerdictKind
 	target  *cchain
 	reject  RejectKind
+	nat     int // VNAT: 1-based index in Program.nats
 	// index facts, from the matches before the first statement
 	protos *[4]uint64 // nil: any protocol
 	needL4 bool
@@ -138,6 +141,7 @@ type compiler struct {
 	p      *Program
 	sets   map[string]*namedSet // "family table set"
 	chains map[string]*cchain   // "family table chain"
+	cur    *Chain               // the chain whose rules are being compiled
 }
 
 func (c *compiler) compile() error {
@@ -181,6 +185,7 @@ func (c *compiler) compile() error {
 	for _, t := range c.p.rs.Tables {
 		tname := t.Family.String() + " " + t.Name
 		for _, ch := range t.Chains {
+			c.cur = ch
 			cc := c.chains[tname+" "+ch.Name]
 			for _, r := range ch.Rules {
 				cr, err := c.rule(t, tname, r)
@@ -201,6 +206,10 @@ func (c *compiler) compile() error {
 	})
 	for _, b := range bases {
 		h := b.ch.base.Hook
+		if b.ch.base.Type == "nat" {
+			c.p.natHooks[h] = append(c.p.natHooks[h], b.ch)
+			continue
+		}
 		c.p.hooks[h] = append(c.p.hooks[h], b.ch)
 	}
 	for _, cc := range c.p.chains {
@@ -313,7 +322,16 @@ func (c *compiler) rule(t *Table, tname string, r *Rule) (crule, error) {
 				return cr, errAt(v.Pos, "%s to base chain %s: only regular chains can be jumped to", v.Kind, v.Target)
 			}
 			cr.target = target
+		case VNAT:
+			if err := c.checkNAT(c.cur, v, fam, t); err != nil {
+				return cr, err
+			}
+			c.p.nats = append(c.p.nats, v.NAT)
+			cr.nat = len(c.p.nats)
 		case VReject:
+			if c.cur.Base != nil && c.cur.Base.Type == "nat" {
+				return cr, errAt(v.Pos, "reject in a nat chain: filter in a `type filter` chain")
+			}
 			switch v.RejectProto {
 			case "tcp":
 				if len(protos) != 1 || protos[0] != ProtoTCP {

@@ -51,6 +51,7 @@ type Result struct {
 	Mark      uint32
 	SetCtMark bool // a rule set the connection's mark to CtMark
 	CtMark    uint32
+	NAT       int // EvalNAT: the NAT statement that matched (Program.NAT), 0: none
 }
 
 // Counters are one worker's rule counters, so that counting never
@@ -255,6 +256,9 @@ func (p *Program) runBase(base *cchain, h Hook, pkt *Packet, ctr *Counters, now 
 		case VReject:
 			res.Reject = r.reject
 			return ActReject
+		case VNAT:
+			res.NAT = r.nat
+			return ActAccept
 		case VJump:
 			stack[sp] = frame{cur, list, i}
 			sp++

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -326,5 +327,60 @@ func TestUsesConntrack(t *testing.T) {
 		if got := p.UsesConntrack(); got != want {
 			t.Errorf("%s: UsesConntrack %v, want %v", src, got, want)
 		}
+	}
+}
+
+func TestNATChains(t *testing.T) {
+	src := `table ip nat {
+	chain pre {
+		type nat hook prerouting priority dstnat; policy accept;
+		iifname "r1" tcp dport 8080 counter dnat to 192.0.2.10:80
+		iifname "r1" udp dport 5000-5010 dnat ip to 192.0.2.11-192.0.2.12
+	}
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		ip saddr 192.0.2.0/24 oifname "r1" masquerade random
+		ip saddr 203.0.113.0/24 snat to 198.51.100.7:20000-30000
+	}
+}
+table ip filter {
+	chain fwd { type filter hook forward priority 0; policy accept; }
+}
+`
+	p, err := Load("n.nft", src, Env{Interfaces: map[string]int{"r0": 0, "r1": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.HasNAT() {
+		t.Fatal("HasNAT false")
+	}
+	pkt := pkt4(t, "198.51.100.2", "198.51.100.1", ProtoTCP, 40000, 8080)
+	pkt.IIf = 1
+	if r := p.EvalNAT(HookPrerouting, &pkt, nil, 0); r.NAT == 0 || p.NAT(r.NAT).String() != "dnat ip to 192.0.2.10:80" {
+		t.Errorf("dnat: %+v", r)
+	}
+	// The filter hooks do not see NAT chains.
+	if r := p.Eval(HookPrerouting, &pkt, nil, 0); r.NAT != 0 || r.Action != ActAccept {
+		t.Errorf("Eval ran the nat chain: %+v", r)
+	}
+	out := pkt4(t, "192.0.2.5", "203.0.113.9", ProtoUDP, 5353, 53)
+	out.IIf, out.OIf = 0, 1
+	r := p.EvalNAT(HookPostrouting, &out, nil, 0)
+	if r.NAT == 0 || p.NAT(r.NAT).Kind != NATMasquerade || p.NAT(r.NAT).String() != "masquerade random" {
+		t.Errorf("masquerade: %+v", r)
+	}
+	other := pkt4(t, "198.51.100.9", "203.0.113.9", ProtoUDP, 5353, 53)
+	other.OIf = 1
+	if r := p.EvalNAT(HookPostrouting, &other, nil, 0); r.NAT != 0 {
+		t.Errorf("no rule should match: %+v", r)
+	}
+	l := p.Listing()
+	for _, want := range []string{"type nat hook prerouting priority dstnat; policy accept;", "snat ip to 198.51.100.7:20000-30000", "dnat ip to 192.0.2.11-192.0.2.12"} {
+		if !strings.Contains(l, want) {
+			t.Errorf("listing lacks %q:\n%s", want, l)
+		}
+	}
+	if _, err := Load("n.nft", l, Env{Interfaces: map[string]int{"r0": 0, "r1": 1}}); err != nil {
+		t.Errorf("listing does not parse back: %v", err)
 	}
 }

@@ -182,6 +182,8 @@ func (p *Program) ruleString(r *Rule, sums []sum) string {
 		switch v.Kind {
 		case VJump, VGoto:
 			parts = append(parts, v.Kind.String()+" "+v.Target)
+		case VNAT:
+			parts = append(parts, v.NAT.String())
 		case VReject:
 			switch v.RejectProto {
 			case "":

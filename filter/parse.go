@@ -315,8 +315,9 @@ func (p *parser) baseChain(kw token) *BaseChain {
 	ty := p.word("chain type")
 	switch ty.text {
 	case "filter":
-	case "nat", "route":
-		p.fail(ty, "chain type %s is not supported yet (filter)", ty.text)
+	case "nat":
+	case "route":
+		p.fail(ty, "chain type route is not supported")
 	default:
 		p.fail(ty, "unknown chain type %q", ty.text)
 	}
@@ -399,6 +400,9 @@ func (p *parser) rule() *Rule {
 		switch t.text {
 		case "accept", "drop", "reject", "jump", "goto", "return", "continue":
 			r.Verdict = p.verdict()
+			continue
+		case "masquerade", "snat", "dnat":
+			r.Verdict = p.natVerdict()
 			continue
 		case "counter", "limit", "log":
 			r.Exprs = append(r.Exprs, Expr{Stmt: p.stmt()})
