@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type runner struct {
 	labs       []*lab.Lab
 	rigs       [numRigs]*rigState
 	contenders map[string]*contender
+	extras     map[string]string // ferryExtra's, by scenario
 	results    []result
 	step       int
 	started    time.Time
@@ -129,11 +131,17 @@ func (r *runner) build() error {
 
 // ensure makes e's contender ready on its rig in e's placement: ferryd
 // started (stopping whichever other ferryd held the rig) with the
-// scenario's extra config, R's RPS set and ferryd's threads pinned.
-func (r *runner) ensure(e entrant, extra string) (*contender, error) {
+// scenario's extra config, R's RPS set and ferryd's threads pinned. A
+// ferryd holding another scenario's extra config (another ruleset) is
+// restarted.
+func (r *runner) ensure(e entrant, sc *scenario) (*contender, error) {
 	c := r.contenders[e.contender]
 	if c == nil {
 		return nil, fmt.Errorf("no contender %q", e.contender)
+	}
+	extra, err := r.ferryExtra(sc)
+	if err != nil {
+		return nil, err
 	}
 	rs := c.rig
 	if c.cfg != nil && (rs.running != c || c.extra != extra) {
@@ -146,7 +154,7 @@ func (r *runner) ensure(e entrant, extra string) (*contender, error) {
 		if extra != "" {
 			cfg.Extra += "\n" + extra
 		}
-		d := filepath.Join(r.dir, strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "=", "").Replace(c.name))
+		d := filepath.Join(r.dir, slug(c.name))
 		os.RemoveAll(d)
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -177,6 +185,89 @@ func (r *runner) ensure(e entrant, extra string) (*contender, error) {
 		c.cpus = e.place.cpus
 	}
 	return c, nil
+}
+
+// ferryExtra is the config sc appends to every ferryd contender's: its
+// ferry field and, for a row with a ruleset of ferryd's (ferryNft), a
+// [ruleset] table naming the file it is written to in the run's folder,
+// one file per scenario, so each filter row starts ferryd afresh.
+func (r *runner) ferryExtra(sc *scenario) (string, error) {
+	if sc.ferryNft == "" {
+		return sc.ferry, nil
+	}
+	if x, ok := r.extras[sc.name]; ok {
+		return x, nil
+	}
+	dir, err := filepath.Abs(r.dir)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "ferry-"+slug(sc.name)+".nft")
+	if err := os.WriteFile(path, []byte(sc.ferryNft), 0o600); err != nil {
+		return "", err
+	}
+	x := fmt.Sprintf("[ruleset]\nfile = %q\n", path)
+	if sc.ferry != "" {
+		x = sc.ferry + "\n" + x
+	}
+	if r.extras == nil {
+		r.extras = map[string]string{}
+	}
+	r.extras[sc.name] = x
+	return x, nil
+}
+
+// slug makes a contender's or scenario's name a file name.
+func slug(name string) string {
+	return strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "", "=", "").Replace(name)
+}
+
+// checkRulesets shows that the routers held sc's rulesets while they were
+// measured: ferryd's `ferryctl show ruleset` and the kernel's `nft list
+// ruleset` must list every drop rule of the row's ruleset, and the final
+// counter accept, which every forwarded packet reaches, says how many
+// went through the whole chain. A ferryd that lists a different number of
+// rules ends the run.
+func (r *runner) checkRulesets(sc *scenario) error {
+	check := func(who, want, listing string) error {
+		n, w := strings.Count(listing, " drop\n"), strings.Count(want, " drop\n")
+		if n != w {
+			return fmt.Errorf("%s lists %d drop rules, want %d:\n%.2000s", who, n, w, listing)
+		}
+		m := regexp.MustCompile(`counter packets (\d+) bytes \d+ accept`).FindStringSubmatch(listing)
+		if m == nil {
+			return fmt.Errorf("%s lists no final counter accept:\n%.2000s", who, listing)
+		}
+		fmt.Printf("      %-39s %d drop rules loaded, %s packets reached the final accept\n", who+" ruleset:", n, m[1])
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, e := range sc.entrants {
+		if seen[e.contender] {
+			continue
+		}
+		seen[e.contender] = true
+		c := r.contenders[e.contender]
+		switch {
+		case c.cfg == nil && sc.kernelNft != "":
+			out, err := c.rig.rig.R.Run(r.ctx, "nft", "list", "ruleset")
+			if err != nil {
+				return fmt.Errorf("nft list ruleset: %v: %s", err, out)
+			}
+			if err := check(c.name, sc.kernelNft, string(out)); err != nil {
+				return err
+			}
+		case c.cfg != nil && sc.ferryNft != "" && c.f != nil:
+			out, err := c.f.Ctl(r.ctx, "show", "ruleset")
+			if err != nil {
+				return err
+			}
+			if err := check(c.name, sc.ferryNft, string(out)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // retire stops every ferryd that none of the scenarios left will use, so

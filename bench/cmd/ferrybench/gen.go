@@ -25,6 +25,10 @@ type genResult struct {
 // genSrc6 is the generator host's IPv6 address on the rig.
 const genSrc6 = "2001:db8:1::2"
 
+// genDstPort is the UDP destination port of the first 64,000 flows; flows
+// past them count it up (bench.FrameSpec).
+const genDstPort = 9
+
 // docNets are the documentation ranges, the only addresses the generator
 // will put in a frame, so a rig wired wrongly can never aim it at a real
 // network.
@@ -108,7 +112,7 @@ func runGen(args []string) error {
 	if err != nil {
 		return err
 	}
-	spec := bench.FrameSpec{Src: srcA, Dst: dstA, Size: *size, DstPort: 9}
+	spec := bench.FrameSpec{Src: srcA, Dst: dstA, Size: *size, DstPort: genDstPort}
 	copy(spec.SrcMAC[:], ifi.HardwareAddr)
 	copy(spec.DstMAC[:], mac)
 	n := *flows

@@ -44,7 +44,7 @@ func runLatency(r *runner, sc *scenario) error {
 		}
 	}
 	for _, e := range sc.entrants {
-		c, err := r.ensure(e, sc.ferry)
+		c, err := r.ensure(e, sc)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferry-router/ferry/bench"
+	"github.com/ferry-router/ferry/internal/lab"
 )
 
 // result is what one contender in one placement measured in a scenario.
@@ -72,6 +73,17 @@ func bestKernel(rs []result, scenario string) (result, bool) {
 		}
 	}
 	return best, found
+}
+
+// ownRow is r's contender's row, in r's placement, in scenario, if it
+// stands (the judge did not find its rig failed).
+func ownRow(rs []result, scenario string, r result) (result, bool) {
+	for _, b := range rs {
+		if b.scenario == scenario && b.contender == r.contender && b.placement == r.placement {
+			return b, verdict(b) == ""
+		}
+	}
+	return result{}, false
 }
 
 // report turns the results into the table's rows, scenario by scenario in
@@ -145,13 +157,22 @@ func compare(sc *scenario, rw *row, these []row, rs []result) {
 		if rw.contender != kernel && rw.contender != sc.sameTrials && k != nil && val(k.result) > 0 {
 			ratio := val(rw.result) / val(k.result)
 			parts = append(parts, fmt.Sprintf("%.2f×", ratio))
-			if judged && sc.sameTrials == "" && sc.target.ratio > 0 {
+			if judged && sc.sameTrials == "" && sc.target.ratio > 0 && !sc.target.vsOwnBaseline {
 				rw.want, rw.met = fmt.Sprintf("≥ %.1f× kernel", sc.target.ratio), yes(ratio >= sc.target.ratio)
 			}
 		}
 		if sc.ownBaseline != "" && rw.contender == kernel {
 			if b, ok := bestKernel(rs, sc.ownBaseline); ok && val(b) > 0 {
 				parts = append(parts, fmt.Sprintf("%.2f× own %s", val(rw.result)/val(b), sc.ownBaseline))
+			}
+		}
+		if sc.ownBaseline != "" && rw.contender != kernel && sc.sameTrials == "" {
+			if b, ok := ownRow(rs, sc.ownBaseline, rw.result); ok && val(b) > 0 {
+				ratio := val(rw.result) / val(b)
+				parts = append(parts, fmt.Sprintf("%.2f× own %s", ratio, sc.ownBaseline))
+				if judged && sc.target.vsOwnBaseline && sc.target.ratio > 0 {
+					rw.want, rw.met = fmt.Sprintf("≥ %.2f× own %s", sc.target.ratio, sc.ownBaseline), yes(ratio >= sc.target.ratio)
+				}
 			}
 		}
 		if sc.sameTrials != "" && rw.contender == ferryd {
@@ -197,9 +218,10 @@ var notes = template.Must(template.New("notes").Parse(notesTemplate))
 
 // notesData is what notes.md may quote.
 type notesData struct {
-	SinkAddr, SinkAddr6, GenSrc6 string
-	MinSharePct                  float64
-	RPSOff, RPSCPU1              string
+	SinkAddr, SinkAddr6, GenSrc, GenSrc6 string
+	GenDstPort                           int
+	MinSharePct                          float64
+	RPSOff, RPSCPU1                      string
 }
 
 // markdown is the results table, then the notes on how it was measured.
@@ -214,7 +236,7 @@ func markdown(rows []row, o opts) string {
 		b.WriteString(tableLine(rw))
 	}
 	b.WriteString("\n")
-	if err := notes.Execute(&b, notesData{SinkAddr: bench.SinkAddr, SinkAddr6: bench.SinkAddr6, GenSrc6: genSrc6,
+	if err := notes.Execute(&b, notesData{SinkAddr: bench.SinkAddr, SinkAddr6: bench.SinkAddr6, GenSrc: lab.AddrA, GenSrc6: genSrc6, GenDstPort: genDstPort,
 		MinSharePct: 100 * minShare, RPSOff: rpsOff.name, RPSCPU1: rpsCPU1.name}); err != nil {
 		fmt.Fprintf(&b, "(notes: %v)\n", err)
 	}

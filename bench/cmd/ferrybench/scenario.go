@@ -13,7 +13,8 @@ import "time"
 //
 // A row for a feature ferryd lacks still gets its entry: notBuilt says
 // why, and the kernel's figure is measured meanwhile. The day the feature
-// lands, its entry gains a ferryd config (ferry) and loses notBuilt. A new
+// lands, its entry gains a ferryd config (ferry, or ferryNft for a
+// ruleset) and loses notBuilt. A new
 // kind (TUN, AF_XDP) is a new file with its list and a runner, plus its
 // entry in kinds (main.go).
 type scenario struct {
@@ -27,10 +28,14 @@ type scenario struct {
 
 	// kernelNft is an nftables ruleset the kernel router holds for this
 	// row only (filter rules, masquerade); ferry is the ferryd config
-	// appended to every ferryd contender's for this row (its [[filter]]
-	// or [[nat]] tables, once they exist).
+	// appended to every ferryd contender's for this row (its [[nat]]
+	// tables, once they exist); ferryNft is a ruleset ferryd loads for
+	// this row only: written to the run's folder and named by a [ruleset]
+	// table appended to ferry. A ferryd whose appended config differs
+	// from the row's is restarted with the row's (runner.ensure).
 	kernelNft string
 	ferry     string
+	ferryNft  string
 	// setup runs once before the row's first trial (a full table load);
 	// what it changes stays for the rest of the run.
 	setup func(*runner) error
@@ -41,11 +46,13 @@ type scenario struct {
 	notBuilt string
 
 	// target judges ferryd's row against the kernel's best placement,
-	// or against the sameTrials contender's row when there is one.
+	// or against the sameTrials contender's row when there is one, or
+	// against ferryd's own ownBaseline row when the target says so.
 	target *target
 	// ownBaseline: each contender's row is also compared with its own
-	// row of this earlier scenario (the full table against connected
-	// routes). sameTrials names a contender run in the same trials whose
+	// row of this earlier scenario (the kernel's full table against its
+	// 65,536 flows, ferryd's 10,000 filter rules against its 10; not
+	// ferryd's when sameTrials names its baseline). sameTrials names a contender run in the same trials whose
 	// row is ferryd's baseline instead, with no ratio of its own.
 	ownBaseline, sameTrials string
 	// note is shown beside the scenario's name in the table.
@@ -129,11 +136,13 @@ func entrants(lists ...[]entrant) []entrant {
 }
 
 // target is what ferryd's row must show. ratio compares delivered
-// packets/s or Gbit/s with the kernel's best placement; p50Within the
+// packets/s or Gbit/s with the kernel's best placement (with ferryd's own
+// row in the scenario's ownBaseline if vsOwnBaseline); p50Within the
 // median round trip; noLoss asks for every probe answered and no frame
 // lost to a full RX ring.
 type target struct {
-	ratio     float64
-	p50Within time.Duration
-	noLoss    bool
+	ratio         float64
+	vsOwnBaseline bool
+	p50Within     time.Duration
+	noLoss        bool
 }

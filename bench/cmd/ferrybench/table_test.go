@@ -85,6 +85,9 @@ func TestScenarioDescriptions(t *testing.T) {
 				t.Errorf("%q: unknown contender %q", sc.name, e.contender)
 			}
 		}
+		if sc.ownBaseline != "" && !seen[sc.ownBaseline] {
+			t.Errorf("%q: compared with %q, which does not run before it", sc.name, sc.ownBaseline)
+		}
 		if sc.gen.rateOf != "" && !seen[sc.gen.rateOf] {
 			t.Errorf("%q: paced from %q, which does not run before it", sc.name, sc.gen.rateOf)
 		}

@@ -51,7 +51,7 @@ func loadFullTable(r *runner) error {
 
 func runRSS(r *runner, sc *scenario) error {
 	for _, e := range sc.entrants {
-		c, err := r.ensure(e, sc.ferry)
+		c, err := r.ensure(e, sc)
 		if err != nil {
 			return err
 		}

@@ -34,7 +34,7 @@ func runTCP(r *runner, sc *scenario) error {
 	rs := make([]result, len(sc.entrants))
 	for t := 0; t < r.o.trials; t++ {
 		for i, e := range sc.entrants {
-			c, err := r.ensure(e, sc.ferry)
+			c, err := r.ensure(e, sc)
 			if err != nil {
 				return err
 			}
