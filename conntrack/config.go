@@ -64,6 +64,12 @@ type Config struct {
 	// them invalid (nf_conntrack_tcp_be_liberal); RSTs still change state
 	// only when in window.
 	TCPBeLiberal bool
+	// OnRemove, when set, is called with an entry's NAT handle (when not
+	// zero) once the entry is freed: expired, dropped early, flushed or
+	// replaced. It runs without the table's locks, on whichever goroutine
+	// freed the entry (a worker's packet path too), so it must be quick
+	// and must not call back into the table.
+	OnRemove func(nat uint32)
 }
 
 // DefaultConfig is Linux's behaviour: default capacity and timeouts, loose

@@ -48,6 +48,7 @@ type Table struct {
 	loose     bool
 	liberal   bool
 	capacity  int
+	onRemove  func(nat uint32)
 
 	expireMu  sync.Mutex // serialises Expire's cursor (control path only)
 	expShard  int
@@ -96,6 +97,7 @@ func New(cfg Config) *Table {
 		timeouts:  cfg.Timeouts.ns(),
 		loose:     cfg.TCPLoose,
 		liberal:   cfg.TCPBeLiberal,
+		onRemove:  cfg.OnRemove,
 		capacity:  cfg.Capacity,
 	}
 	for i := range t.shards {
@@ -360,6 +362,7 @@ func (t *Table) remove(self, gen uint32, why removeReason) bool {
 	sr := &t.shards[ri]
 	t.unlink(so, ho, c.self<<1)
 	t.unlink(sr, hr, c.self<<1|1)
+	natID := c.NAT
 	c.mu.Lock()
 	c.gen++
 	c.live = false
@@ -375,6 +378,9 @@ func (t *Table) remove(self, gen uint32, why removeReason) bool {
 		so.earlyDrops++
 	}
 	t.unlock2(oi, ri)
+	if natID != 0 && t.onRemove != nil {
+		t.onRemove(natID)
+	}
 	return true
 }
 

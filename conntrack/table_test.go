@@ -263,3 +263,27 @@ func TestExpireIncremental(t *testing.T) {
 		t.Fatalf("freed %d in %d calls, %d left", freed, calls, tab.Len())
 	}
 }
+
+func TestOnRemoveGetsNATHandle(t *testing.T) {
+	var got []uint32
+	cfg := DefaultConfig()
+	cfg.OnRemove = func(n uint32) { got = append(got, n) }
+	tab := New(cfg)
+	var m Meta
+	m.Tuple.SetV4([4]byte{192, 0, 2, 1}, [4]byte{198, 51, 100, 1}, 1000, 53, ProtoUDP)
+	var scratch Conn
+	r := tab.Track(&m, 0, &scratch)
+	r.Conn.NAT = 7
+	if _, err := tab.Confirm(r.Conn, 0); err != nil {
+		t.Fatal(err)
+	}
+	m.Tuple.SrcPort = 1001
+	r = tab.Track(&m, 0, &scratch)
+	if _, err := tab.Confirm(r.Conn, 0); err != nil { // NAT 0: not reported
+		t.Fatal(err)
+	}
+	tab.Flush()
+	if len(got) != 1 || got[0] != 7 {
+		t.Errorf("OnRemove calls %v, want [7]", got)
+	}
+}
