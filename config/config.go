@@ -22,6 +22,18 @@ type Config struct {
 	Neighbors  []Neighbor
 	Ruleset    Ruleset
 	Conntrack  Conntrack
+	NAT        NAT
+}
+
+// NAT tunes the translations the ruleset's nat chains ask for.
+type NAT struct {
+	// Filtering is what an outside host may send to a mapping an inside
+	// endpoint opened (RFC 4787): "endpoint-independent" (the default:
+	// any host, which peer-to-peer needs), "address-dependent" (hosts the
+	// inside endpoint sent to) or "address-port-dependent" (those
+	// addresses and ports, as Linux's masquerade).
+	Filtering   string
+	MaxMappings int // bound on mappings (default 262144)
 }
 
 // Ruleset names the nftables-syntax file that holds ferry's filter (and

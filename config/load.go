@@ -71,6 +71,10 @@ type rawFile struct {
 		TCPLoose *bool          `toml:"tcp_loose"`
 		Timeouts map[string]any `toml:"timeouts"`
 	} `toml:"conntrack"`
+	NAT struct {
+		Filtering   string `toml:"filtering"`
+		MaxMappings *int   `toml:"max_mappings"`
+	} `toml:"nat"`
 }
 
 type rawTable struct {
@@ -306,6 +310,7 @@ func (c *checker) build(raw *rawFile) *Config {
 	c.neighbors(raw, cfg)
 	c.ruleset(raw, cfg)
 	c.conntrack(raw, cfg)
+	c.nat(raw, cfg)
 	return cfg
 }
 

@@ -81,3 +81,28 @@ func duration(v any) (time.Duration, bool) {
 	}
 	return 0, false
 }
+
+// natFilterings are the [nat] filtering modes, RFC 4787's names.
+var natFilterings = []string{"endpoint-independent", "address-dependent", "address-port-dependent"}
+
+func (c *checker) nat(raw *rawFile, cfg *Config) {
+	n := &cfg.NAT
+	n.Filtering = "endpoint-independent"
+	if f := raw.NAT.Filtering; f != "" {
+		ok := false
+		for _, k := range natFilterings {
+			ok = ok || k == f
+		}
+		if !ok {
+			c.bad("nat.filtering", "%q is not a filtering mode (endpoint-independent, address-dependent, address-port-dependent)", f)
+		}
+		n.Filtering = f
+	}
+	n.MaxMappings = DefaultConntrackMax
+	if m := raw.NAT.MaxMappings; m != nil {
+		if *m < 1024 || *m > 1<<24 {
+			c.bad("nat.max_mappings", "%d is out of range 1024..%d", *m, 1<<24)
+		}
+		n.MaxMappings = *m
+	}
+}

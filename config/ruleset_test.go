@@ -76,3 +76,17 @@ icmp_timeout = "soon"
 		}
 	}
 }
+
+func TestNATSection(t *testing.T) {
+	cfg, err := Parse("f.toml", []byte(good+"\n[nat]\nfiltering = \"address-dependent\"\nmax_mappings = 4096\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NAT.Filtering != "address-dependent" || cfg.NAT.MaxMappings != 4096 {
+		t.Errorf("%+v", cfg.NAT)
+	}
+	_, err = Parse("f.toml", []byte(good+"\n[nat]\nfiltering = \"full-cone\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `nat.filtering: "full-cone" is not a filtering mode`) {
+		t.Errorf("bad filtering: %v", err)
+	}
+}
