@@ -102,4 +102,8 @@ type Result struct {
 	State CtState
 	Mark  uint32
 	NAT   uint32
+	// Other is the connection's tuple in the other direction, copied
+	// under the entry's lock when NAT is set: NAT translates a packet of
+	// direction Dir into the inverse of Other.
+	Other Tuple
 }

@@ -110,6 +110,9 @@ func (t *Table) Track(m *Meta, now int64, scratch *Conn) Result {
 			continue
 		}
 		res := Result{Conn: c, Dir: dir, State: StateEstablished, Mark: c.Mark, NAT: c.NAT}
+		if c.NAT != 0 {
+			res.Other = *c.tuple(1 - dir)
+		}
 		if dir == Reply {
 			c.status |= stSeenReply
 		} else if c.status&stSeenReply == 0 {
@@ -176,6 +179,9 @@ func (t *Table) related(m *Meta, now int64) Result {
 		return t.invalid(nil)
 	}
 	res := Result{Conn: c, Dir: dir, State: StateRelated, Mark: c.Mark, NAT: c.NAT}
+	if c.NAT != 0 {
+		res.Other = *c.tuple(1 - dir)
+	}
 	c.mu.Unlock()
 	return res
 }
