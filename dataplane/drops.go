@@ -91,6 +91,11 @@ const (
 	DropFilterReject      // rejected by the ruleset; ICMP error or TCP reset sent
 	DropCtTableFull       // new flow with the connection table full and nothing unreplied to drop early
 	DropCtReplyTaken      // new flow whose reply tuple another flow owns
+	// NAT (nat.go)
+	DropNATPoolExhausted // new flow to translate with every port of its pool taken
+	DropNATTableFull     // new flow to translate with the mapping table full
+	DropNATNoAddress     // masquerade out of a port with no IPv4 address
+	DropNATBadICMP       // ICMP error about a translated flow whose quote is too short to translate
 
 	numDrops
 )
@@ -168,6 +173,10 @@ var dropNames = [numDrops]string{
 	DropFilterReject:       "filter_reject",
 	DropCtTableFull:        "ct_table_full",
 	DropCtReplyTaken:       "ct_reply_taken",
+	DropNATPoolExhausted:   "nat_pool_exhausted",
+	DropNATTableFull:       "nat_table_full",
+	DropNATNoAddress:       "nat_no_address",
+	DropNATBadICMP:         "nat_bad_icmp",
 }
 
 func (d Drop) String() string {

@@ -37,6 +37,7 @@ type ruleset struct {
 	// (none does) is evaluated without tracking, which costs a third of
 	// the filtered pipeline.
 	track  bool
+	nat    bool // the ruleset has nat chains (nat.go)
 	file   string
 	loaded time.Time
 }
@@ -83,10 +84,10 @@ func (w *worker) eval(p *Packet, h filter.Hook) {
 	}
 	switch res.Action {
 	case filter.ActDrop:
-		p.flags &^= flagCtNew
+		w.forgetNew(p)
 		p.Drop(hookDrop[h])
 	case filter.ActReject:
-		p.flags &^= flagCtNew
+		w.forgetNew(p)
 		w.reject(p, h, res.Reject)
 	}
 }
@@ -223,7 +224,7 @@ func (r *Router) compileRuleset(file string) (*ruleset, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs := &ruleset{prog: prog, file: file, loaded: time.Now(), track: prog.UsesConntrack()}
+	rs := &ruleset{prog: prog, file: file, loaded: time.Now(), track: prog.UsesConntrack() || prog.HasNAT(), nat: prog.HasNAT()}
 	for range len(r.workers) + 1 {
 		rs.ctr = append(rs.ctr, prog.NewCounters())
 	}

@@ -14,7 +14,7 @@ import "github.com/ferry-router/ferry/filter"
 //	arp          answer requests for ferry's addresses, learn replies arp.go
 //	nd           IPv6 Neighbor Discovery: NS, NA, RS                  nd.go
 //	conntrack    find or start each packet's connection (ruleset only) conntrack.go
-//	prerouting   hook: filter, DNAT                                   filter.go hooks.go
+//	prerouting   hook: filter, then DNAT and de-SNAT                  filter.go nat.go hooks.go
 //	route        FIB lookup for the whole batch                        route.go
 //	             rp_filter, directed broadcasts, source routes         rpfilter.go broadcast.go options.go
 //	localin      hook input: filter packets to ferry                  filter.go
@@ -22,7 +22,7 @@ import "github.com/ferry-router/ferry/filter"
 //	             port unreachable, TCP reset                           tcpreset.go
 //	forward      TTL and MTU checks, redirects, options, hook: filter forward.go redirect.go options.go
 //	output       hook output: filter ferry's own packets              filter.go
-//	postrouting  hook: filter, SNAT, masquerade; confirm new flows   filter.go hooks.go
+//	postrouting  hook: filter, SNAT, masquerade; confirm new flows   filter.go nat.go hooks.go
 //	fragment     split packets larger than the egress MTU (DF clear)  fragment.go
 //	neighbour    next hop's MAC, or queue and ARP for it              neighbour.go
 //	rewrite      MAC addresses, TTL decrement, incremental checksum   rewrite.go
@@ -71,6 +71,7 @@ func (w *worker) process() {
 	w.nd()
 	w.conntrack()
 	w.filterHook(stagePrerouting, filter.HookPrerouting)
+	w.dnat()
 	w.hook(stagePrerouting, w.r.hooks.Prerouting)
 	w.route()
 	w.localIn()
@@ -78,6 +79,7 @@ func (w *worker) process() {
 	w.forward()
 	w.output()
 	w.filterHook(stagePostrouting, filter.HookPostrouting)
+	w.snat()
 	w.hook(stagePostrouting, w.r.hooks.Postrouting)
 	w.confirmAt(stagePostrouting + 1)
 	w.fragment()

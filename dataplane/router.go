@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-router/ferry/fib"
 	"github.com/ferry-router/ferry/filter"
 	"github.com/ferry-router/ferry/iface"
+	"github.com/ferry-router/ferry/nat"
 )
 
 // Router is a running ferry: its ports, the tables the workers read, the
@@ -48,10 +49,12 @@ type Router struct {
 
 	// The filter's compiled ruleset (nil: none) and the connection table
 	// it and NAT share (filter.go, conntrack.go).
-	ruleset   atomic.Pointer[ruleset]
-	ct        *conntrack.Table
-	epoch     time.Time // zero of the tracker's clock
-	filterLog chan filter.LogEvent
+	ruleset      atomic.Pointer[ruleset]
+	ct           *conntrack.Table
+	nat          *nat.Table // source mappings (nat.go)
+	natFiltering nat.Filtering
+	epoch        time.Time // zero of the tracker's clock
+	filterLog    chan filter.LogEvent
 
 	workers  []*worker
 	nWorkers int     // how many workers share the reassembly memory
@@ -120,10 +123,14 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		ioOnly:   cfg.Dataplane.Mode == "io-only",
 		done:     make(chan struct{}),
 
-		ct:        conntrack.New(ctConfig(cfg.Conntrack)),
-		epoch:     time.Now(),
-		filterLog: make(chan filter.LogEvent, 256),
+		nat:          nat.New(nat.Config{MaxMappings: cfg.NAT.MaxMappings}),
+		natFiltering: natFiltering(cfg.NAT.Filtering),
+		epoch:        time.Now(),
+		filterLog:    make(chan filter.LogEvent, 256),
 	}
+	ctc := ctConfig(cfg.Conntrack)
+	ctc.OnRemove = r.natRemoved
+	r.ct = conntrack.New(ctc)
 	for i, ifc := range cfg.Interfaces {
 		l, err := opt.OpenLink(ifc, cfg.Dataplane)
 		if err != nil {
@@ -346,6 +353,7 @@ func (r *Router) control() {
 			// Ten calls a second walk the whole table in 30 s at most;
 			// lookups free what they meet expired in between.
 			r.ct.Expire(r.nowNS(), max(1024, r.ct.Capacity()/300))
+			r.nat.Expire(r.nowNS(), 4096)
 			if n++; n%5 == 0 {
 				r.refreshLinks() // for display and logs; transmit does not depend on it
 			}

@@ -250,6 +250,7 @@ func (w *worker) takeSpare() *Packet {
 func (w *worker) finish() {
 	var packets uint64
 	for _, p := range w.vec {
+		w.forgetNew(p) // a new flow that never reached confirm
 		if p.drop != DropNone {
 			port := p.in
 			if port < 0 {

@@ -19,6 +19,7 @@ packages=(
 	socat             # servers and clients in the e2e tests and the demo
 	curl              # HTTP through the filter in the e2e tests
 	netcat-openbsd    # nc: TCP through the filter in the e2e tests
+	coturn            # turnserver (STUN, two addresses) and turnutils_natdiscovery (RFC 5780) for the NAT tests
 	ethtool           # offload inspection on lab interfaces
 	nftables          # the kernel's masquerade and filter contenders in the benchmark
 	procps            # sysctl, pkill-free process inspection

@@ -50,6 +50,10 @@ commands:
                            the connection table as conntrack -L prints it,
                            with counts by protocol and TCP state
   flush conntrack          empty the connection table (conntrack -F)
+  show nat [sessions [FILTERS]]
+                           source mappings and their counters; with sessions,
+                           the translated connections (filters as show conntrack)
+  nat flush                drop every translated connection and mapping
   reload                   read the config again and swap in its ruleset;
                            on any error the running ruleset stays
   help
@@ -130,6 +134,8 @@ func canonical(w []string) (cmd []string, filter string, ok bool) {
 		return w, "", true
 	case len(w) == 2 && w[0] == "flush" && w[1] == "conntrack":
 		return w, "", true
+	case len(w) == 2 && w[0] == "nat" && w[1] == "flush":
+		return w, "", true
 	case len(w) >= 4 && w[0] == "set" && (w[1] == "add" || w[1] == "del" || w[1] == "delete"):
 		return append([]string{"set", w[1][:3]}, w[2:]...), "", true
 	}
@@ -156,6 +162,8 @@ func canonical(w []string) (cmd []string, filter string, ok bool) {
 		return []string{"show", "ruleset"}, "", len(w) == 2
 	case "conntrack", "ct":
 		return append([]string{"show", "conntrack"}, w[2:]...), "", true
+	case "nat":
+		return append([]string{"show", "nat"}, w[2:]...), "", true
 	}
 	return nil, "", false
 }
@@ -242,7 +250,7 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			fmt.Fprintf(out, "reloaded ruleset %s in %.3fs\n", s.Ruleset, s.Seconds)
 		}
 		return nil
-	case "reset", "flush", "set":
+	case "reset", "flush", "set", "nat":
 		return nil
 	}
 	switch cmd[1] {
@@ -252,6 +260,28 @@ func render(out io.Writer, cmd []string, filter string, raw json.RawMessage) err
 			return err
 		}
 		fmt.Fprintf(out, "# %s, loaded %s\n%s", s.File, s.Loaded.Format(time.RFC3339), s.Listing)
+	case "nat":
+		if len(cmd) > 2 && cmd[2] == "sessions" {
+			var s dataplane.ConntrackStatus
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return err
+			}
+			renderConntrack(out, s)
+			return nil
+		}
+		var s dataplane.NATStatus
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		for _, m := range s.Mappings {
+			fmt.Fprintln(out, m)
+		}
+		if s.Truncated {
+			fmt.Fprintln(out, "... (more mappings)")
+		}
+		st := s.Stats
+		fmt.Fprintf(out, "# %d mappings (tcp %d, udp %d, icmp %d), filtering %s; created %d, freed %d; pool exhausted %d, table full %d, refused inbound %d\n",
+			st.Mappings, st.TCP, st.UDP, st.ICMP, s.Filtering, st.Created, st.Freed, st.PoolExhausted, st.TableFull, st.Refused)
 	case "conntrack":
 		var s dataplane.ConntrackStatus
 		if err := json.Unmarshal(raw, &s); err != nil {

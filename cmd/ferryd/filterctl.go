@@ -53,6 +53,23 @@ func handleFilter(s *controlServer, r *dataplane.Router, cfgPath string, log *sl
 		r.FlushConntrack()
 		return nil, nil
 	})
+	s.Handle("show nat", func(args []string) (any, error) {
+		if len(args) > 0 && args[0] == "sessions" {
+			f, err := dataplane.ParseConntrackFilter(args[1:])
+			if err != nil {
+				return nil, err
+			}
+			return r.NATSessions(f), nil
+		}
+		if len(args) > 0 {
+			return nil, errors.New("usage: show nat [sessions [filters]]")
+		}
+		return r.NAT(1000), nil
+	})
+	s.Handle("nat flush", func(args []string) (any, error) {
+		r.FlushNAT()
+		return nil, nil
+	})
 	s.Handle("reload", func(args []string) (any, error) {
 		if len(args) > 0 {
 			return nil, errors.New("usage: reload")
