@@ -42,6 +42,7 @@ test: deps fmt-check vet build
 	$(GO) test -run '^$$' -fuzz '^FuzzInput6$$' -fuzztime 10s ./dataplane
 	$(GO) test -run '^$$' -fuzz '^FuzzFilterStages$$' -fuzztime 10s ./dataplane
 	$(GO) test -run '^$$' -fuzz '^FuzzTrack$$' -fuzztime 10s ./conntrack
+	$(GO) test -run '^$$' -fuzz '^FuzzRewrite$$' -fuzztime 10s ./nat
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 10s ./filter
 	$(GO) test -run '^$$' -fuzz '^FuzzEval$$' -fuzztime 10s ./filter
 	@# The benchmark runs once, briefly, so it cannot rot; its figures are
