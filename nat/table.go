@@ -214,8 +214,8 @@ func New(cfg Config) *Table {
 			c = share + share/2 // headroom for hash imbalance; the bound is count
 		}
 		s.cap = uint32(c)
-		nb := 16
-		for nb < share {
+		nb := 16 // two heads a mapping: chains average half an entry
+		for nb < 2*share {
 			nb *= 2
 		}
 		s.inB = make([]uint32, nb)
@@ -343,13 +343,10 @@ func (t *Table) alloc(s *shard, si uint32) *mapping {
 	}
 	if s.used%slabSize == 0 {
 		k := s.used / slabSize
-		slab := make([]mapping, min(slabSize, s.cap-s.used))
-		for i := range slab {
-			slab[i].self = (s.used+uint32(i))<<t.shardBits | si
-		}
-		s.slabs[k] = slab
+		s.slabs[k] = make([]mapping, min(slabSize, s.cap-s.used))
 	}
 	m := s.slot(s.used)
+	m.self = s.used<<t.shardBits | si
 	s.used++
 	return m
 }
