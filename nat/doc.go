@@ -18,6 +18,12 @@
 // full table reclaims the oldest lingering mapping of the shard it needs
 // before it refuses.
 //
+// A port forward (or static binding) is a mapping the configuration holds
+// a reference to: AddStatic creates it, endpoint-independent both ways, and
+// Release of its id retires it. Dynamic mappings never take its external
+// endpoint, and the inside server's own outbound connections from that
+// port leave from it when masqueraded to its address.
+//
 // Mappings are keyed by (protocol, inside endpoint, pool Lo): one inside
 // endpoint leaving through two masquerading ports gets a mapping on each.
 // The external index is (protocol, external endpoint) and holds at most one
