@@ -161,18 +161,21 @@
 //
 // # Figures
 //
-// On the shared two-core VM (load average 3-4 from other work, so figures
-// move by up to 2x between runs):
+// On the shared two-core VM, whose load average went from 3 to 8 (other
+// work) during these runs, so figures move by 2-3x between runs; the
+// better figure of each range is from the quieter runs:
 //
 //	go test -run '^$' -bench 'MapNew|MapHit|Inbound|Rewrite' -cpu 1 -count 3 -benchtime 1000000x ./nat
+//	go test -run '^$' -bench 'MapHit|Inbound' -cpu 1 -count 4 -benchtime 2000000x ./nat
 //	go test -run '^$' -bench Memory -cpu 1 -benchtime 1x ./nat
 //
-//	BenchmarkMapNew/grow    0.6-1.7 us  0.58-1.41 M new mappings/s (also allocates slabs)
-//	BenchmarkMapNew/steady  0.7-1.1 us  0.87-1.46 M new mappings/s
-//	BenchmarkMapHit         126-400 ns  (random order among 65,536: cache misses)
-//	BenchmarkInbound        ~110 ns     (address-port-dependent, 8 remotes)
-//	BenchmarkRewrite        ~14 ns      (SetSource on TCP)
-//	BenchmarkMemory         118-126 bytes/mapping at 1,000,000 mappings
+//	BenchmarkMapNew/grow    0.71-1.9 us  0.52-1.41 M new mappings/s (also allocates slabs: 109 B/op)
+//	BenchmarkMapNew/steady  0.53-1.5 us  0.68-1.90 M new mappings/s (slots reused, 0 allocs)
+//	BenchmarkMapHit         83-127 ns    (random order among 65,536; 300-650 ns in the
+//	                                     first command, right after MapNew's 2 M-entry tables)
+//	BenchmarkInbound        64-300 ns    (address-port-dependent, 8 remotes to compare)
+//	BenchmarkRewrite        13-28 ns     (SetSource on TCP)
+//	BenchmarkMemory         126 bytes/mapping at 1,000,000 mappings (target 256)
 //
 // A slot is 104 bytes (two endpoints, domain, 8 remotes, links, refs, time);
 // chain heads add 16 bytes a mapping and partly used slabs the rest. A new
