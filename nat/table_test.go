@@ -476,3 +476,22 @@ func TestAddStatic(t *testing.T) {
 		t.Error("removed forward still lets in")
 	}
 }
+
+// The bound is exact with several shards too.
+func TestTableFullSharded(t *testing.T) {
+	const max = 8192
+	tb := New(Config{MaxMappings: max})
+	if len(tb.shards) < 2 {
+		t.Fatalf("%d shards", len(tb.shards))
+	}
+	p := &Pool{Lo: [4]byte{198, 51, 100, 0}, Hi: [4]byte{198, 51, 100, 255}}
+	for i := range max {
+		mustMap(t, tb, ProtoUDP, benchInside(i), Endpoint{}, p, 0)
+	}
+	if _, _, err := tb.Map(ProtoUDP, benchInside(max), Endpoint{}, p, 0); err != ErrTableFull {
+		t.Fatalf("mapping %d: %v, want ErrTableFull", max+1, err)
+	}
+	if st := tb.Stats(); st.Mappings != max {
+		t.Errorf("%d mappings", st.Mappings)
+	}
+}
