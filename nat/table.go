@@ -95,6 +95,9 @@ var (
 	ErrProtocol = errors.New("nat: protocol not translated")
 	// ErrBadPool: a nil pool, Lo above Hi or PortLo above PortHi.
 	ErrBadPool = errors.New("nat: invalid pool")
+	// ErrInUse: AddStatic's inside or external endpoint already has a
+	// mapping.
+	ErrInUse = errors.New("nat: endpoint already mapped")
 )
 
 // IP protocol numbers the table translates.
@@ -214,8 +217,8 @@ func New(cfg Config) *Table {
 			c = share + share/2 // headroom for hash imbalance; the bound is count
 		}
 		s.cap = uint32(c)
-		nb := 16
-		for nb < share {
+		nb := 16 // two heads a mapping: chains average half an entry
+		for nb < 2*share {
 			nb *= 2
 		}
 		s.inB = make([]uint32, nb)
@@ -343,13 +346,10 @@ func (t *Table) alloc(s *shard, si uint32) *mapping {
 	}
 	if s.used%slabSize == 0 {
 		k := s.used / slabSize
-		slab := make([]mapping, min(slabSize, s.cap-s.used))
-		for i := range slab {
-			slab[i].self = (s.used+uint32(i))<<t.shardBits | si
-		}
-		s.slabs[k] = slab
+		s.slabs[k] = make([]mapping, min(slabSize, s.cap-s.used))
 	}
 	m := s.slot(s.used)
+	m.self = s.used<<t.shardBits | si
 	s.used++
 	return m
 }
@@ -711,4 +711,51 @@ func (t *Table) remove(self uint32, gen uint8, cond removeCond, now int64) bool 
 	t.unlock2(oi, ei)
 	t.count.Add(-1)
 	return true
+}
+
+// AddStatic creates a fixed mapping of inside to ext (a port forward, or a
+// static SNAT binding), endpoint-independent in both directions: Inbound
+// lets any remote in, and Map of inside through a pool whose Lo is ext.Addr
+// (the masquerade of that address) finds it, so the inside server's own
+// outbound connections from that port leave from ext as well. The caller
+// (the configuration) holds the returned reference; Release(id) when the
+// forward is removed lets the mapping linger and expire once its sessions
+// end. It fails with ErrInUse when inside (in that domain) or ext already
+// has a mapping, ErrTableFull, or ErrProtocol.
+func (t *Table) AddStatic(proto uint8, inside, ext Endpoint, now int64) (id uint32, err error) {
+	if !supported(proto) {
+		return 0, ErrProtocol
+	}
+	if !t.reserve() {
+		return 0, ErrTableFull
+	}
+	hi, he := t.hashIn(proto, inside, ext.Addr), t.hashExt(proto, ext)
+	oi, ei := t.shardOf(hi), t.shardOf(he)
+	so, se := &t.shards[oi], &t.shards[ei]
+	t.lock2(oi, ei)
+	defer t.unlock2(oi, ei)
+	if t.findIn(so, hi, proto, inside, ext.Addr) != nil || t.findExt(se, he, proto, ext) != nil {
+		t.count.Add(-1)
+		return 0, ErrInUse
+	}
+	m := t.alloc(so, oi)
+	if m == nil {
+		so.full++
+		t.count.Add(-1)
+		return 0, ErrTableFull
+	}
+	m.inside, m.ext, m.dom, m.proto, m.filt = inside, ext, ext.Addr, proto, EndpointIndependent
+	m.live = true
+	m.refs = 1
+	m.last = now
+	m.nrem, m.rhead = 0, 0
+	m.lprev, m.lnext = nilRef, nilRef
+	m.next[0] = so.inB[hi&so.bmask]
+	so.inB[hi&so.bmask] = m.self
+	m.next[1] = se.extB[he&se.bmask]
+	se.extB[he&se.bmask] = m.self
+	so.live++
+	so.created++
+	*so.protoCount(proto)++
+	return m.id(), nil
 }

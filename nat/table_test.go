@@ -437,3 +437,61 @@ func TestZeroAllocsTable(t *testing.T) {
 		t.Errorf("Inbound + Release: %v allocs", n)
 	}
 }
+
+func TestAddStatic(t *testing.T) {
+	tb := New(Config{Linger: time.Second})
+	server, fwd := ep(10, 0, 0, 80, 80), ep(198, 51, 100, 1, 8080)
+	id, err := tb.AddStatic(ProtoTCP, server, fwd, 0)
+	if err != nil || id == 0 {
+		t.Fatalf("AddStatic: %d %v", id, err)
+	}
+	if _, err := tb.AddStatic(ProtoTCP, ep(10, 0, 0, 81, 80), fwd, 0); err != ErrInUse {
+		t.Errorf("second forward on the same port: %v", err)
+	}
+	// Anyone may connect, whatever the pool filtering elsewhere.
+	in, sid, ok := tb.Inbound(ProtoTCP, fwd, ep(192, 0, 2, 1, 40000), sec)
+	if !ok || in != server || sid != id {
+		t.Fatalf("Inbound: %v %d %v", in, sid, ok)
+	}
+	// The server's own outbound connections from port 80 leave from the forward.
+	ext, mid := mustMap(t, tb, ProtoTCP, server, ep(192, 0, 2, 2, 443), masq(AddressPortDependent), sec)
+	if ext != fwd || mid != id {
+		t.Errorf("server's outbound mapped to %v (id %d), want %v", ext, mid, fwd)
+	}
+	// Masquerade never hands out the forwarded port.
+	for i := range 50 {
+		e, _ := mustMap(t, tb, ProtoTCP, ep(10, 0, 1, byte(i), 8080), Endpoint{}, masq(0), sec)
+		if e == fwd {
+			t.Fatal("a dynamic mapping took the forwarded endpoint")
+		}
+	}
+	// Removing the forward: the config's reference and the sessions' go.
+	tb.Release(id, 2*sec)
+	tb.Release(sid, 2*sec)
+	tb.Release(mid, 2*sec)
+	if n := tb.Expire(4*sec, 1000); n < 1 {
+		t.Errorf("expired %d", n)
+	}
+	if _, _, ok := tb.Inbound(ProtoTCP, fwd, ep(192, 0, 2, 1, 40000), 5*sec); ok {
+		t.Error("removed forward still lets in")
+	}
+}
+
+// The bound is exact with several shards too.
+func TestTableFullSharded(t *testing.T) {
+	const max = 8192
+	tb := New(Config{MaxMappings: max})
+	if len(tb.shards) < 2 {
+		t.Fatalf("%d shards", len(tb.shards))
+	}
+	p := &Pool{Lo: [4]byte{198, 51, 100, 0}, Hi: [4]byte{198, 51, 100, 255}}
+	for i := range max {
+		mustMap(t, tb, ProtoUDP, benchInside(i), Endpoint{}, p, 0)
+	}
+	if _, _, err := tb.Map(ProtoUDP, benchInside(max), Endpoint{}, p, 0); err != ErrTableFull {
+		t.Fatalf("mapping %d: %v, want ErrTableFull", max+1, err)
+	}
+	if st := tb.Stats(); st.Mappings != max {
+		t.Errorf("%d mappings", st.Mappings)
+	}
+}
