@@ -30,6 +30,11 @@ import (
 // in by (an inside host reaching the forward through the public address:
 // hairpin) is also masqueraded, so the server answers through ferry.
 
+// natLinger keeps a mapping whose last session ended: with conntrack's
+// 30 s for an unanswered UDP flow it makes the 2 minutes RFC 4787 REQ-5
+// asks of a UDP mapping.
+const natLinger = 90 * time.Second
+
 // natStatic marks an entry translated by a dnat rule alone: it holds no
 // mapping to release. Other handles are a mapping's id + 1.
 const natStatic = ^uint32(0)
@@ -221,13 +226,16 @@ func (w *worker) translate(p *Packet, source bool) {
 	}
 	fp := &cs.fp
 	if fp.L4Proto == protoICMP && fp.CtState == filter.CtRelated && icmp4IsError(fp.ICMPType) {
-		// An error about a translated packet: its outer destination and
-		// the quoted packet's source go back to what the sender of the
-		// quoted packet was.
-		if source || [4]byte(ip.DestinationAddressSlice()) == [4]byte(o.Src[12:]) {
+		// An error about a translated packet: the quoted packet becomes
+		// what its sender sent (the connection's other tuple), the error
+		// goes to that sender, and an error from the quoted packet's
+		// destination host comes from where the sender sent it. Done once,
+		// where the error enters the pipeline: prerouting (before the
+		// route lookup) or, for ferry's own, postrouting.
+		if source != (p.flags&flagLocalOrigin != 0) {
 			return
 		}
-		if !nat.TranslateICMPError(ip, [4]byte(o.Src[12:]), ep(o.Src, o.SrcPort)) {
+		if !w.translateError(ip, o) {
 			p.Drop(DropNATBadICMP)
 		}
 		return
@@ -258,6 +266,25 @@ func (w *worker) translate(p *Packet, source bool) {
 			fp.DstPort = want.Port
 		}
 	}
+}
+
+func (w *worker) translateError(ip header.IPv4, o *conntrack.Tuple) bool {
+	q := header.ICMPv4(ip.Payload())
+	if len(q) < icmpHdrLen+header.IPv4MinimumSize {
+		return false
+	}
+	quoted := header.IPv4(q.Payload())
+	oldQDst := [4]byte(quoted.DestinationAddressSlice())
+	dstPort := o.DstPort
+	if o.Proto == protoICMP {
+		dstPort = o.SrcPort // the query identifier, on both sides
+	}
+	outerSrc := [4]byte(ip.SourceAddressSlice())
+	if outerSrc == oldQDst {
+		outerSrc = [4]byte(o.Dst[12:])
+	}
+	return nat.TranslateICMPError(ip, [4]byte(o.Src[12:]), ep(o.Src, o.SrcPort)) &&
+		nat.TranslateICMPErrorDest(ip, outerSrc, ep(o.Dst, dstPort))
 }
 
 // curPort is the packet's port on one side, or its ICMP identifier.

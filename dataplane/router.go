@@ -123,7 +123,7 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		ioOnly:   cfg.Dataplane.Mode == "io-only",
 		done:     make(chan struct{}),
 
-		nat:          nat.New(nat.Config{MaxMappings: cfg.NAT.MaxMappings}),
+		nat:          nat.New(nat.Config{MaxMappings: cfg.NAT.MaxMappings, Linger: natLinger}),
 		natFiltering: natFiltering(cfg.NAT.Filtering),
 		epoch:        time.Now(),
 		filterLog:    make(chan filter.LogEvent, 256),
