@@ -71,6 +71,9 @@ func TestMasqueradeTargets(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", w, md)
 		}
 	}
+	if !strings.Contains(md, "address (198.51.100.1) instead of 192.0.2.2") || strings.Contains(md, "(notes:") {
+		t.Errorf("the notes lack the masquerade row:\n%s", md)
+	}
 	if strings.Contains(md, "not built") {
 		t.Errorf("the masquerade row is still marked not built:\n%s", md)
 	}
