@@ -224,19 +224,26 @@ func slug(name string) string {
 
 // checkRulesets shows that the routers held sc's rulesets while they were
 // measured: ferryd's `ferryctl show ruleset` and the kernel's `nft list
-// ruleset` must list every drop rule of the row's ruleset, and the final
-// counter accept, which every forwarded packet reaches, says how many
-// went through the whole chain. A ferryd that lists a different number of
-// rules ends the run.
+// ruleset` must list every drop rule of the row's ruleset, and the
+// counter of its last rule says how many packets went through the whole
+// chain (a filter row's counter accept, which every forwarded packet
+// reaches) or how many connections were translated (the masquerade rule's
+// counter: a nat chain sees a connection's first packet only). A NAT row
+// also shows the translations themselves (checkNAT). A router that lists
+// a different number of rules, or translated nothing, ends the run.
 func (r *runner) checkRulesets(sc *scenario) error {
 	check := func(who, want, listing string) error {
 		n, w := strings.Count(listing, " drop\n"), strings.Count(want, " drop\n")
 		if n != w {
 			return fmt.Errorf("%s lists %d drop rules, want %d:\n%.2000s", who, n, w, listing)
 		}
-		m := regexp.MustCompile(`counter packets (\d+) bytes \d+ accept`).FindStringSubmatch(listing)
+		m := regexp.MustCompile(`counter packets (\d+) bytes \d+ (accept|masquerade)`).FindStringSubmatch(listing)
 		if m == nil {
-			return fmt.Errorf("%s lists no final counter accept:\n%.2000s", who, listing)
+			return fmt.Errorf("%s lists no counter accept or counter masquerade:\n%.2000s", who, listing)
+		}
+		if m[2] == "masquerade" {
+			fmt.Printf("      %-39s %s connections masqueraded\n", who+" ruleset:", m[1])
+			return nil
 		}
 		fmt.Printf("      %-39s %d drop rules loaded, %s packets reached the final accept\n", who+" ruleset:", n, m[1])
 		return nil
@@ -266,7 +273,61 @@ func (r *runner) checkRulesets(sc *scenario) error {
 				return err
 			}
 		}
+		if strings.Contains(sc.kernelNft+sc.ferryNft, "masquerade") {
+			if err := r.checkNAT(c, sc); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
+}
+
+// checkNAT shows a masquerade row's translations after its trials. The
+// kernel's: its connection-tracking table's size and limit (every flow
+// needs an entry, and the limit, nf_conntrack_max, is the host's). ferryd's:
+// `ferryctl show nat` must hold a UDP mapping for every inside endpoint
+// the generator used (its source ports: one per flow up to 64,000), each
+// to r1's address (lab.AddrR1), with no pool exhausted and no table full;
+// its conntrack and NAT tables hold 262,144 by default, four times the
+// row's flows.
+func (r *runner) checkNAT(c *contender, sc *scenario) error {
+	if c.cfg == nil {
+		var v [2]string
+		for i, f := range []string{"nf_conntrack_count", "nf_conntrack_max"} {
+			out, err := c.rig.rig.R.Run(r.ctx, "cat", "/proc/sys/net/netfilter/"+f)
+			if err != nil {
+				return fmt.Errorf("%s: %v: %s", f, err, out)
+			}
+			v[i] = strings.TrimSpace(string(out))
+		}
+		fmt.Printf("      %-39s %s connections tracked (nf_conntrack_max %s)\n", c.name+" conntrack:", v[0], v[1])
+		return nil
+	}
+	if c.f == nil {
+		return nil
+	}
+	out, err := c.f.Ctl(r.ctx, "show", "nat")
+	if err != nil {
+		return err
+	}
+	listing := string(out)
+	m := regexp.MustCompile(`# (\d+) mappings \(tcp \d+, udp (\d+), icmp \d+\).*pool exhausted (\d+), table full (\d+)`).FindStringSubmatch(listing)
+	if m == nil {
+		return fmt.Errorf("%s: show nat lists no summary:\n%.2000s", c.name, listing)
+	}
+	udp, _ := strconv.Atoi(m[2])
+	want := min(sc.gen.flows, 64000)
+	lines := regexp.MustCompile(`(?m)^udp +\S+ -> (\S+):\d+ `).FindAllStringSubmatch(listing, -1)
+	for _, l := range lines {
+		if l[1] != lab.AddrR1 {
+			return fmt.Errorf("%s: a mapping to %s, not r1's %s:\n%.2000s", c.name, l[1], lab.AddrR1, listing)
+		}
+	}
+	if udp < want || len(lines) == 0 || m[3] != "0" || m[4] != "0" {
+		return fmt.Errorf("%s: %d UDP mappings (want %d, to %s), pool exhausted %s, table full %s:\n%.2000s", c.name, udp, want, lab.AddrR1, m[3], m[4], listing)
+	}
+	first := strings.SplitN(listing, "\n", 2)[0]
+	fmt.Printf("      %-39s %s mappings, %d UDP, all to %s (first: %s)\n", c.name+" nat:", m[1], udp, lab.AddrR1, strings.Join(strings.Fields(first), " "))
 	return nil
 }
 

@@ -62,9 +62,9 @@ func TestFilterRulesMatchNothingGenerated(t *testing.T) {
 	}
 }
 
-// A filter row writes ferryd's ruleset into the run's folder and names it
-// by absolute path in a [ruleset] table, one file per scenario, so two
-// rows' configs differ and ferryd restarts between them.
+// A filter or masquerade row writes ferryd's ruleset into the run's folder
+// and names it by absolute path in a [ruleset] table, one file per
+// scenario, so two rows' configs differ and ferryd restarts between them.
 func TestFerryExtraRuleset(t *testing.T) {
 	r := &runner{dir: t.TempDir()}
 	var xs []string
@@ -87,8 +87,8 @@ func TestFerryExtraRuleset(t *testing.T) {
 		}
 		xs = append(xs, x)
 	}
-	if len(xs) != 3 || xs[0] == xs[1] || xs[1] == xs[2] {
-		t.Errorf("filter rows' extra configs: %q", xs)
+	if len(xs) != 4 || len(map[string]bool{xs[0]: true, xs[1]: true, xs[2]: true, xs[3]: true}) != 4 {
+		t.Errorf("filter and masquerade rows' extra configs: %q", xs)
 	}
 	if sc := (scenario{name: sc64, ferry: "x"}); mustExtra(t, r, &sc) != "x" {
 		t.Error("a row without a ruleset changed its ferry config")

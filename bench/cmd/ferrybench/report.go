@@ -158,7 +158,7 @@ func compare(sc *scenario, rw *row, these []row, rs []result) {
 			ratio := val(rw.result) / val(k.result)
 			parts = append(parts, fmt.Sprintf("%.2f×", ratio))
 			if judged && sc.sameTrials == "" && sc.target.ratio > 0 && !sc.target.vsOwnBaseline {
-				rw.want, rw.met = fmt.Sprintf("≥ %.1f× kernel", sc.target.ratio), yes(ratio >= sc.target.ratio)
+				rw.addTarget(fmt.Sprintf("≥ %.1f× kernel", sc.target.ratio), yes(ratio >= sc.target.ratio))
 			}
 		}
 		if sc.ownBaseline != "" && rw.contender == kernel {
@@ -167,11 +167,20 @@ func compare(sc *scenario, rw *row, these []row, rs []result) {
 			}
 		}
 		if sc.ownBaseline != "" && rw.contender != kernel && sc.sameTrials == "" {
-			if b, ok := ownRow(rs, sc.ownBaseline, rw.result); ok && val(b) > 0 {
+			b, ok := ownRow(rs, sc.ownBaseline, rw.result)
+			if judged && sc.target.ownRatio > 0 && (!ok || val(b) <= 0) {
+				// A bound with no baseline to judge by (not run with
+				// -only, or its rig failed) leaves the row unjudged.
+				rw.addTarget(fmt.Sprintf("≥ %.2f× own %s (no baseline)", sc.target.ownRatio, sc.ownBaseline), unjudged)
+			}
+			if ok && val(b) > 0 {
 				ratio := val(rw.result) / val(b)
 				parts = append(parts, fmt.Sprintf("%.2f× own %s", ratio, sc.ownBaseline))
 				if judged && sc.target.vsOwnBaseline && sc.target.ratio > 0 {
-					rw.want, rw.met = fmt.Sprintf("≥ %.2f× own %s", sc.target.ratio, sc.ownBaseline), yes(ratio >= sc.target.ratio)
+					rw.addTarget(fmt.Sprintf("≥ %.2f× own %s", sc.target.ratio, sc.ownBaseline), yes(ratio >= sc.target.ratio))
+				}
+				if judged && sc.target.ownRatio > 0 {
+					rw.addTarget(fmt.Sprintf("≥ %.2f× own %s", sc.target.ownRatio, sc.ownBaseline), yes(ratio >= sc.target.ownRatio))
 				}
 			}
 		}
@@ -204,6 +213,23 @@ func compare(sc *scenario, rw *row, these []row, rs []result) {
 	}
 }
 
+// addTarget adds a bound to the row's target column. The row meets its
+// target when it meets every bound; one it misses makes it "no", one that
+// could not be judged (no baseline) "unjudged".
+func (rw *row) addTarget(want, met string) {
+	if rw.want == "" {
+		rw.want, rw.met = want, met
+		return
+	}
+	rw.want += "; " + want
+	if rw.met != "no" && met != "yes" {
+		rw.met = met
+	}
+}
+
+// unjudged is the met column of a bound there was nothing to judge by.
+const unjudged = "unjudged"
+
 func yes(ok bool) string {
 	if ok {
 		return "yes"
@@ -219,6 +245,7 @@ var notes = template.Must(template.New("notes").Parse(notesTemplate))
 // notesData is what notes.md may quote.
 type notesData struct {
 	SinkAddr, SinkAddr6, GenSrc, GenSrc6 string
+	RouterR1                             string
 	GenDstPort                           int
 	MinSharePct                          float64
 	RPSOff, RPSCPU1                      string
@@ -236,7 +263,7 @@ func markdown(rows []row, o opts) string {
 		b.WriteString(tableLine(rw))
 	}
 	b.WriteString("\n")
-	if err := notes.Execute(&b, notesData{SinkAddr: bench.SinkAddr, SinkAddr6: bench.SinkAddr6, GenSrc: lab.AddrA, GenSrc6: genSrc6, GenDstPort: genDstPort,
+	if err := notes.Execute(&b, notesData{SinkAddr: bench.SinkAddr, SinkAddr6: bench.SinkAddr6, GenSrc: lab.AddrA, GenSrc6: genSrc6, RouterR1: lab.AddrR1, GenDstPort: genDstPort,
 		MinSharePct: 100 * minShare, RPSOff: rpsOff.name, RPSCPU1: rpsCPU1.name}); err != nil {
 		fmt.Fprintf(&b, "(notes: %v)\n", err)
 	}
