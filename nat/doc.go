@@ -159,6 +159,35 @@
 //	ICMP query mappings freed with last session   done (after Linger) TestReleaseLingerExpire
 //	hairpinning for ICMP                          dataplane
 //
+// # What the dataplane does with it (dataplane/nat.go)
+//
+// Translations are decided for a connection's first packet and kept in
+// its conntrack entry (the Reply tuple, and the mapping id + 1 in
+// Conn.NAT, released through conntrack's OnRemove); every later packet,
+// either way, is rewritten from the entry. Against the rows marked
+// "dataplane" above:
+//
+//	RFC 4787 REQ-5     mappings linger 90 s after their last session: with conntrack's
+//	                   30 s for an unanswered UDP flow, 2 minutes
+//	RFC 4787 REQ-9     hairpin to a port forward: done (also masqueraded, so the server
+//	                   answers through ferry; e2e TestFerrydNAT/port_forward).
+//	                   Hairpin to a dynamic mapping's endpoint: the destination is
+//	                   translated, the source is not: TCP between two inside hosts
+//	                   through a mapping does not work yet
+//	RFC 4787 REQ-13    "fragmentation needed" sent before translation (e2e pmtu check)
+//	RFC 4787 REQ-14    later fragments follow their first (per worker memo); fragments
+//	                   arriving before their first are not held: invalid, untranslated
+//	RFC 5382 REQ-4     not done: an unsolicited SYN to ferry's address is answered
+//	                   with a RST at once (ferry listens on no port)
+//	RFC 5508 REQ-1..3  errors translated both ways (outer and quoted headers, every
+//	                   checksum); a quote too short is dropped (nat_bad_icmp); bad
+//	                   checksums in the quote are not checked
+//	RFC 5508 REQ-6     errors never create, refresh or delete a session (conntrack
+//	                   treats them as related)
+//	RFC 5508 REQ-8     no ICMP sent when no mapping can be made: dropped and counted
+//	                   (nat_pool_exhausted, nat_table_full)
+//	IP ID (RFC 6864)   not rewritten
+//
 // # Figures
 //
 // On the shared two-core VM, whose load average went from 3 to 8 (other
