@@ -413,10 +413,16 @@ func (f *ConntrackFilter) match(i conntrack.Info) bool {
 
 // Conntrack lists the connection table (conntrack -L) with its counters.
 func (r *Router) Conntrack(f ConntrackFilter) ConntrackStatus {
+	return r.listConntrack(f, false)
+}
+
+// listConntrack walks the table for Conntrack and NATSessions (natOnly:
+// translated connections only).
+func (r *Router) listConntrack(f ConntrackFilter, natOnly bool) ConntrackStatus {
 	rs := r.ruleset.Load()
 	st := ConntrackStatus{Active: rs != nil && rs.track, Stats: r.ct.Stats()}
 	r.ct.Walk(r.nowNS(), func(i conntrack.Info) bool {
-		if !f.match(i) {
+		if (natOnly && i.NAT == 0) || !f.match(i) {
 			return true
 		}
 		st.Matched++

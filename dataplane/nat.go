@@ -367,21 +367,7 @@ func (r *Router) NAT(limit int) NATStatus {
 // NATSessions lists the translated connections, as conntrack -L shows
 // them (the reply tuple carries the translation).
 func (r *Router) NATSessions(f ConntrackFilter) ConntrackStatus {
-	rs := r.ruleset.Load()
-	st := ConntrackStatus{Active: rs != nil && rs.track, Stats: r.ct.Stats()}
-	r.ct.Walk(r.nowNS(), func(i conntrack.Info) bool {
-		if i.NAT == 0 || !f.match(i) {
-			return true
-		}
-		st.Matched++
-		if f.Limit == 0 || len(st.Entries) < f.Limit {
-			st.Entries = append(st.Entries, i.String())
-		} else {
-			st.Truncate = true
-		}
-		return true
-	})
-	return st
+	return r.listConntrack(f, true)
 }
 
 // FlushNAT removes every translated connection and every mapping.
