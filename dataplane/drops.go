@@ -91,6 +91,9 @@ const (
 	DropFilterReject      // rejected by the ruleset; ICMP error or TCP reset sent
 	DropCtTableFull       // new flow with the connection table full and nothing unreplied to drop early
 	DropCtReplyTaken      // new flow whose reply tuple another flow owns
+	// TUN and TAP ports (iface/tunqueue_linux.go)
+	DropTunNotIP   // packet from a TUN that is neither IPv4 nor IPv6 (or empty)
+	DropBadVnetHdr // virtio_net_hdr with nonsense values: unknown GSO type, gso_size 0, hdr_len or csum_start past the end
 
 	numDrops
 )
@@ -168,6 +171,8 @@ var dropNames = [numDrops]string{
 	DropFilterReject:       "filter_reject",
 	DropCtTableFull:        "ct_table_full",
 	DropCtReplyTaken:       "ct_reply_taken",
+	DropTunNotIP:           "tun_not_ip",
+	DropBadVnetHdr:         "vnet_hdr_invalid",
 }
 
 func (d Drop) String() string {

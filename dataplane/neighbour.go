@@ -22,7 +22,8 @@ func (w *worker) neighbour() {
 		if p.next != stageNeighbour {
 			continue
 		}
-		if p.flags&flagMACSet != 0 {
+		if p.flags&flagMACSet != 0 || w.r.ports[p.out].l3 {
+			// A TUN has no link layer: the frame's header is stripped.
 			p.next = stageRewrite
 			continue
 		}
