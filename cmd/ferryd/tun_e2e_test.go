@@ -1,0 +1,239 @@
+package main_test
+
+// End-to-end tests of TUN ports. The rig's R hosts both ferryd and, as a
+// VPN gateway's kernel would, a kernel router in front of ferry's TUN:
+//
+//	A eth0 192.0.2.2 ── r0 [R's kernel 192.0.2.1] ── fytun ══ [ferryd] r1 ── eth0 198.51.100.2 B
+//	                        route 198.51.100.0/24     203.0.113.2 │ 203.0.113.1     198.51.100.1
+//	                        dev fytun                  (kernel)   │ (ferry)
+//
+// ferryd creates fytun and owns it (TUN, multi-queue, vnet header,
+// offloads); R's kernel has 203.0.113.2 on its side and routes B's network
+// into it, exactly as a VPN gateway's kernel routes a tunnel's decrypted
+// traffic. So A's ping, traceroute and iperf3 enter ferry through the TUN
+// as the kernel's GSO super-packets, and ferry forwards them out of the
+// AF_PACKET port r1 to B, and back.
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferry-router/ferry/internal/lab"
+)
+
+const (
+	tunName    = "fytun"
+	tunFerry   = "203.0.113.1"
+	tunKernel  = "203.0.113.2"
+	tunNetwork = "203.0.113.0/24"
+)
+
+// tunRig builds the rig above and starts ferryd with tunTOML (mtu > 0 sets
+// the TUN's MTU) and extra appended to its [[interface]] table.
+func tunRig(t *testing.T, mtu int, extra string) (*lab.Rig, *lab.Ferryd) {
+	t.Helper()
+	l := lab.NewT(t)
+	needTools(t, "ping", "traceroute", "iperf3", "tcpdump")
+	ferryd, ferryctl := binaries(t)
+	r := lab.MustRig(l, false)
+	// R's kernel routes A's traffic into the TUN; r1 is ferry's alone.
+	r.R.MustRun("ip", "addr", "add", lab.AddrR0+"/24", "dev", "r0")
+	r.R.MustRun("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	ifaces := fmt.Sprintf(`[[interface]]
+name = %q
+kind = "tun"
+addresses = ["%s/24"]
+%s
+%s
+
+[[interface]]
+name = "r1"
+kind = "afpacket"
+addresses = ["%s/24"]
+
+[[route]]
+prefix = %q
+via = %q
+`, tunName, tunFerry, map[bool]string{true: fmt.Sprintf("mtu = %d", mtu)}[mtu > 0], extra, lab.AddrR1, lab.NetA, tunKernel)
+	f, err := r.StartFerryd(ferryd, ferryctl, t.TempDir(), lab.FerryConfig{Workers: 2, Interfaces: ifaces})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ferryd log:\n%s", f.Output())
+		}
+	})
+	kernelSideOfTUN(t, r)
+	return r, f
+}
+
+// kernelSideOfTUN gives R's kernel its address on the TUN and the route
+// through it (again after the device is re-created).
+func kernelSideOfTUN(t *testing.T, r *lab.Rig) {
+	t.Helper()
+	r.R.MustRun("ip", "addr", "replace", tunKernel+"/24", "dev", tunName)
+	r.R.MustRun("ip", "route", "replace", lab.NetB, "dev", tunName)
+}
+
+func TestFerrydTUNForwarding(t *testing.T) {
+	r, f := tunRig(t, 0, "")
+	t.Run("ping A to B", func(t *testing.T) { checkPing(t, r.A, lab.AddrB) })
+	t.Run("ping B to A", func(t *testing.T) { checkPing(t, r.B, lab.AddrA) })
+	t.Run("ping ferry's TUN address", func(t *testing.T) { checkPing(t, r.A, tunFerry) })
+	t.Run("traceroute", func(t *testing.T) {
+		out, err := run(t, r.A, 60*time.Second, "traceroute", "-n", "-q1", "-w1", "-N1", lab.AddrB)
+		hops := map[int]string{}
+		for _, m := range hopRE.FindAllStringSubmatch(out, -1) {
+			var n int
+			fmt.Sscan(m[1], &n)
+			hops[n] = m[2]
+		}
+		if err != nil || hops[1] != lab.AddrR0 || hops[2] != tunFerry || hops[3] != lab.AddrB || len(hops) != 3 {
+			t.Errorf("traceroute: want hops %s (R's kernel), %s (ferry, TUN), %s; got %v (err %v):\n%s",
+				lab.AddrR0, tunFerry, lab.AddrB, hops, err, out)
+		}
+	})
+	iperfServer(t, r)
+	t.Run("iperf3 TCP A to B", func(t *testing.T) { checkTCP(t, r, false) })
+	t.Run("iperf3 TCP B to A", func(t *testing.T) { checkTCP(t, r, true) })
+	t.Run("iperf3 UDP", func(t *testing.T) { checkUDP(t, r) })
+	t.Run("counters", func(t *testing.T) {
+		out := ctl(t, f, "-j", "show", "interfaces")
+		if !strings.Contains(out, `"kind": "tun"`) && !strings.Contains(out, `"kind":"tun"`) {
+			t.Errorf("show interfaces: no tun port:\n%s", out)
+		}
+		for _, reason := range []string{"tun_not_ip", "vnet_hdr_invalid", "rx_truncated", "tx_ring_full"} {
+			if n := dropCount(out, reason); n != 0 {
+				t.Errorf("%s counted %d", reason, n)
+			}
+		}
+		t.Logf("show interfaces:\n%s", ctl(t, f, "show", "interfaces"))
+	})
+	stopFerry(t, f)
+	if out, err := run(t, r.R, 5*time.Second, "ip", "link", "show", tunName); err == nil {
+		t.Errorf("the TUN ferryd created outlived it:\n%s", out)
+	}
+}
+
+// TestFerrydTUNRecreate deletes the TUN under ferryd: the port goes down
+// (drops counted as port_down), r1 keeps working, and when a device of the
+// same name is back, ferryd re-attaches and traffic resumes without a
+// restart.
+func TestFerrydTUNRecreate(t *testing.T) {
+	r, f := tunRig(t, 0, "")
+	checkPing(t, r.A, lab.AddrB)
+	r.R.MustRun("ip", "link", "del", tunName)
+	time.Sleep(300 * time.Millisecond)
+	// B's pings towards A die at ferry's TUN port, counted.
+	run(t, r.B, 10*time.Second, "ping", "-c", "3", "-i", "0.2", "-W", "1", lab.AddrA)
+	checkPing(t, r.B, lab.AddrR1) // the other port is unaffected
+	out := ctl(t, f, "show", "interfaces")
+	if dropCount(out, "port_down") == 0 {
+		t.Errorf("no port_down drops while the TUN was gone:\n%s", out)
+	}
+	waitFor(t, 5*time.Second, "TUN port down in show interfaces", func() bool {
+		return portUp(t, f, tunName) == "false"
+	})
+
+	r.R.MustRun("ip", "tuntap", "add", "dev", tunName, "mode", "tun", "multi_queue")
+	waitFor(t, 5*time.Second, "TUN port re-attached", func() bool { return portUp(t, f, tunName) == "true" })
+	kernelSideOfTUN(t, r)
+	checkPing(t, r.A, lab.AddrB)
+	checkPing(t, r.B, lab.AddrA)
+	if js := ctl(t, f, "-j", "show", "interfaces"); !regexp.MustCompile(`"reattached":\s*1`).MatchString(js) {
+		t.Errorf("reattached not counted:\n%s", js)
+	}
+	stopFerry(t, f)
+	// The re-created device was not ferry's: it stays, and the lab's
+	// namespace takes it away.
+}
+
+// TestFerrydTUNMSSClamp: a 1380-byte TUN, and B dropping every ICMP
+// destination unreachable, so path MTU discovery cannot work towards B.
+// ferry clamps the MSS of the SYN and the SYN-ACK to 1340; tcpdump on B
+// sees it, and TCP carries data both ways.
+func TestFerrydTUNMSSClamp(t *testing.T) {
+	needTools(t, "nft")
+	r, f := tunRig(t, 1380, "")
+	r.B.MustRun("nft", "add table inet noicmp")
+	r.B.MustRun("nft", "add chain inet noicmp in { type filter hook input priority 0 ; }")
+	r.B.MustRun("nft", "add rule inet noicmp in icmp type destination-unreachable drop")
+	if out := r.R.MustRun("ip", "link", "show", tunName); !strings.Contains(out, "mtu 1380") {
+		t.Fatalf("TUN MTU not 1380:\n%s", out)
+	}
+	td := r.B.MustStart("tcpdump", "-l", "-n", "-v", "-i", "eth0", "tcp[tcpflags] & tcp-syn != 0")
+	time.Sleep(time.Second)
+	iperfServer(t, r)
+	checkTCP(t, r, false)
+	checkTCP(t, r, true)
+	time.Sleep(300 * time.Millisecond)
+	td.Stop(syscall.SIGINT, 5*time.Second)
+	dump := td.Output()
+	t.Logf("tcpdump on B (SYNs):\n%s", dump)
+	syn := regexp.MustCompile(`192\.0\.2\.2\.\d+ > 198\.51\.100\.2\.5201: Flags \[S\].*mss (\d+)`)
+	m := syn.FindAllStringSubmatch(dump, -1)
+	if len(m) == 0 {
+		t.Fatal("tcpdump on B saw no SYN from A")
+	}
+	for _, s := range m {
+		if s[1] != "1340" {
+			t.Errorf("SYN reached B with mss %s, want 1340 (1380 - 40)", s[1])
+		}
+	}
+	stopFerry(t, f)
+}
+
+// TestFerrydTUNThroughput measures one iperf3 TCP stream A to B through
+// ferry's TUN path and, in the same run, through the kernel forwarding
+// across the plain veth rig. It reports; the benchmark asserts.
+func TestFerrydTUNThroughput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("throughput comparison skipped in -short mode")
+	}
+	k := lab.MustRig(lab.NewT(t), true)
+	iperfServer(t, k)
+	resK, ok := iperfClient(t, k, "-t", "5")
+	k.Lab.Close()
+	r, f := tunRig(t, 0, "")
+	iperfServer(t, r)
+	resT, ok2 := iperfClient(t, r, "-t", "5")
+	if ok && ok2 {
+		t.Logf("iperf3 -c %s -t 5, one TCP stream: kernel across veth %.2f Gbit/s; ferry through the TUN %.2f Gbit/s (%.2fx)",
+			lab.AddrB, resK.End.SumReceived.BitsPerSec/1e9, resT.End.SumReceived.BitsPerSec/1e9,
+			resT.End.SumReceived.BitsPerSec/resK.End.SumReceived.BitsPerSec)
+	}
+	stopFerry(t, f)
+}
+
+// portUp is the "up" field of port name in `ferryctl -j show interfaces`.
+func portUp(t *testing.T, f *lab.Ferryd, name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := f.Ctl(ctx, "-j", "show", "interfaces", name)
+	if err != nil {
+		return ""
+	}
+	m := regexp.MustCompile(`"up":\s*(true|false)`).FindStringSubmatch(string(out))
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
