@@ -5,7 +5,7 @@ package main_test
 //
 //	A eth0 192.0.2.2 ── r0 [R's kernel 192.0.2.1] ── fytun ══ [ferryd] r1 ── eth0 198.51.100.2 B
 //	                        route 198.51.100.0/24     203.0.113.2 │ 203.0.113.1     198.51.100.1
-//	                        dev fytun                  (kernel)   │ (ferry)
+//	                        via 203.0.113.1            (kernel)   │ (ferry)
 //
 // ferryd creates fytun and owns it (TUN, multi-queue, vnet header,
 // offloads); R's kernel has 203.0.113.2 on its side and routes B's network
@@ -36,6 +36,12 @@ const (
 // tunRig builds the rig above and starts ferryd with tunTOML (mtu > 0 sets
 // the TUN's MTU) and extra appended to its [[interface]] table.
 func tunRig(t *testing.T, mtu int, extra string) (*lab.Rig, *lab.Ferryd) {
+	return tunTapRig(t, "tun", mtu, extra)
+}
+
+// tunTapRig is tunRig with a TUN or a TAP ("tap": R's kernel and ferry
+// resolve each other with ARP across it).
+func tunTapRig(t *testing.T, kind string, mtu int, extra string) (*lab.Rig, *lab.Ferryd) {
 	t.Helper()
 	l := lab.NewT(t)
 	needTools(t, "ping", "traceroute", "iperf3", "tcpdump")
@@ -46,7 +52,7 @@ func tunRig(t *testing.T, mtu int, extra string) (*lab.Rig, *lab.Ferryd) {
 	r.R.MustRun("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
 	ifaces := fmt.Sprintf(`[[interface]]
 name = %q
-kind = "tun"
+kind = %q
 addresses = ["%s/24"]
 %s
 %s
@@ -59,7 +65,7 @@ addresses = ["%s/24"]
 [[route]]
 prefix = %q
 via = %q
-`, tunName, tunFerry, map[bool]string{true: fmt.Sprintf("mtu = %d", mtu)}[mtu > 0], extra, lab.AddrR1, lab.NetA, tunKernel)
+`, tunName, kind, tunFerry, map[bool]string{true: fmt.Sprintf("mtu = %d", mtu)}[mtu > 0], extra, lab.AddrR1, lab.NetA, tunKernel)
 	f, err := r.StartFerryd(ferryd, ferryctl, t.TempDir(), lab.FerryConfig{Workers: 2, Interfaces: ifaces})
 	if err != nil {
 		t.Fatal(err)
@@ -78,11 +84,17 @@ via = %q
 func kernelSideOfTUN(t *testing.T, r *lab.Rig) {
 	t.Helper()
 	r.R.MustRun("ip", "addr", "replace", tunKernel+"/24", "dev", tunName)
-	r.R.MustRun("ip", "route", "replace", lab.NetB, "dev", tunName)
+	r.R.MustRun("ip", "route", "replace", lab.NetB, "via", tunFerry, "dev", tunName)
 }
 
-func TestFerrydTUNForwarding(t *testing.T) {
-	r, f := tunRig(t, 0, "")
+func TestFerrydTUNForwarding(t *testing.T) { tunForwarding(t, "tun") }
+
+// TestFerrydTUNTapForwarding is the same through a TAP device: layer 2,
+// ARP both ways across it, ferry's own MAC.
+func TestFerrydTUNTapForwarding(t *testing.T) { tunForwarding(t, "tap") }
+
+func tunForwarding(t *testing.T, kind string) {
+	r, f := tunTapRig(t, kind, 0, "")
 	t.Run("ping A to B", func(t *testing.T) { checkPing(t, r.A, lab.AddrB) })
 	t.Run("ping B to A", func(t *testing.T) { checkPing(t, r.B, lab.AddrA) })
 	t.Run("ping ferry's TUN address", func(t *testing.T) { checkPing(t, r.A, tunFerry) })
@@ -105,12 +117,17 @@ func TestFerrydTUNForwarding(t *testing.T) {
 	t.Run("iperf3 UDP", func(t *testing.T) { checkUDP(t, r) })
 	t.Run("counters", func(t *testing.T) {
 		out := ctl(t, f, "-j", "show", "interfaces")
-		if !strings.Contains(out, `"kind": "tun"`) && !strings.Contains(out, `"kind":"tun"`) {
-			t.Errorf("show interfaces: no tun port:\n%s", out)
+		if !regexp.MustCompile(`"kind":\s*"` + kind + `"`).MatchString(out) {
+			t.Errorf("show interfaces: no %s port:\n%s", kind, out)
 		}
 		for _, reason := range []string{"tun_not_ip", "vnet_hdr_invalid", "rx_truncated", "tx_ring_full"} {
 			if n := dropCount(out, reason); n != 0 {
 				t.Errorf("%s counted %d", reason, n)
+			}
+		}
+		if kind == "tap" {
+			if n := ctl(t, f, "show", "neighbors"); !strings.Contains(n, tunKernel) {
+				t.Errorf("no ARP entry for R's kernel across the TAP:\n%s", n)
 			}
 		}
 		t.Logf("show interfaces:\n%s", ctl(t, f, "show", "interfaces"))
@@ -168,12 +185,14 @@ func TestFerrydTUNMSSClamp(t *testing.T) {
 		t.Fatalf("TUN MTU not 1380:\n%s", out)
 	}
 	td := r.B.MustStart("tcpdump", "-l", "-n", "-v", "-i", "eth0", "tcp[tcpflags] & tcp-syn != 0")
+	tdTUN := r.R.MustStart("tcpdump", "-l", "-n", "-v", "-i", tunName, "tcp[tcpflags] & tcp-syn != 0")
 	time.Sleep(time.Second)
 	iperfServer(t, r)
 	checkTCP(t, r, false)
 	checkTCP(t, r, true)
 	time.Sleep(300 * time.Millisecond)
 	td.Stop(syscall.SIGINT, 5*time.Second)
+	tdTUN.Stop(syscall.SIGINT, 5*time.Second)
 	dump := td.Output()
 	t.Logf("tcpdump on B (SYNs):\n%s", dump)
 	syn := regexp.MustCompile(`192\.0\.2\.2\.\d+ > 198\.51\.100\.2\.5201: Flags \[S\].*mss (\d+)`)
@@ -184,6 +203,19 @@ func TestFerrydTUNMSSClamp(t *testing.T) {
 	for _, s := range m {
 		if s[1] != "1340" {
 			t.Errorf("SYN reached B with mss %s, want 1340 (1380 - 40)", s[1])
+		}
+	}
+	// B answers with its own MSS (1460); ferry clamps the SYN-ACK on its
+	// way into the TUN as well.
+	t.Logf("tcpdump on R's %s (SYNs):\n%s", tunName, tdTUN.Output())
+	synAck := regexp.MustCompile(`198\.51\.100\.2\.5201 > 192\.0\.2\.2\.\d+: Flags \[S\.\].*mss (\d+)`)
+	m = synAck.FindAllStringSubmatch(tdTUN.Output(), -1)
+	if len(m) == 0 {
+		t.Error("tcpdump on the TUN saw no SYN-ACK from B")
+	}
+	for _, s := range m {
+		if s[1] != "1340" {
+			t.Errorf("SYN-ACK left ferry into the TUN with mss %s, want 1340", s[1])
 		}
 	}
 	stopFerry(t, f)
