@@ -2,10 +2,13 @@ package iface
 
 import (
 	"encoding/binary"
+	"fmt"
+	"net"
 	"os"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 
 	"github.com/ferry-router/ferry/internal/lab"
@@ -244,4 +247,98 @@ func FuzzValidVnetHdr(f *testing.F) {
 			_ = frame[start+1] // must be inside
 		}
 	})
+}
+
+// TestTUNBadInputCounted: a packet that is not IP (sent into the TUN by a
+// packet socket on the kernel's side) is dropped and counted by Read; a
+// frame whose virtio_net_hdr the kernel refuses is counted by Write, and
+// neither is an error of the port.
+func TestTUNBadInputCounted(t *testing.T) {
+	l, ns := tunT(t, false, 1)
+	q := l.Queue(0)
+	if err := ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM, int(htons(unix.ETH_P_IP)))
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		ifi, err := net.InterfaceByName("tun0")
+		if err != nil {
+			return err
+		}
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Protocol: htons(unix.ETH_P_IP)}
+		return unix.Sendto(fd, []byte{0x00, 0x01, 0x02, 0x03}, 0, to)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bufs := [][]byte{make([]byte, 2048)}
+	deadline := time.Now().Add(2 * time.Second)
+	for q.Stats().NotIP == 0 && time.Now().Before(deadline) {
+		if n, err := q.Read(bufs, []int{0}, 128); n != 0 || err != nil {
+			t.Fatalf("read returned %d, %v for a non-IP packet", n, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if q.Stats().NotIP != 1 {
+		t.Errorf("not-IP packets counted: %d, want 1", q.Stats().NotIP)
+	}
+
+	bad := echo(l.MAC(), 1)
+	bad[0], bad[1] = VnetFlagNeedsCsum, VnetGSOTCPv4 // GSO with gso_size 0 and an ICMP payload
+	binary.LittleEndian.PutUint16(bad[6:], 60000)
+	if n, err := q.Write([][]byte{bad, echo(l.MAC(), 2)}, VnetHdrLen); n != 1 || err != nil {
+		t.Errorf("write of one bad and one good frame: %d, %v; want 1, nil", n, err)
+	}
+	if q.Stats().BadVnetHdr != 1 {
+		t.Errorf("refused headers counted: %d, want 1", q.Stats().BadVnetHdr)
+	}
+	readOne(t, l, isEchoReply)
+}
+
+// TestTUNMultiQueueKeepsFlowsOnOneQueue: the kernel spreads flows over the
+// queues by their hash, and every packet of a flow takes the same queue.
+func TestTUNMultiQueueKeepsFlowsOnOneQueue(t *testing.T) {
+	l, ns := tunT(t, false, 2)
+	ns.MustRun("ip", "route", "add", "198.51.100.0/24", "dev", "tun0")
+	const flows, per = 16, 3
+	for f := 0; f < flows; f++ {
+		for i := 0; i < per; i++ {
+			ns.MustRun("sh", "-c", fmt.Sprintf("echo x | socat -u - UDP4-SENDTO:198.51.100.2:9,sourceport=%d,reuseaddr", 20000+f))
+		}
+	}
+	queueOf := map[uint16]map[int]int{} // source port -> queue -> packets
+	bufs := [][]byte{make([]byte, 2048)}
+	sizes := []int{0}
+	got := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for got < flows*per && time.Now().Before(deadline) {
+		for qi := 0; qi < 2; qi++ {
+			n, _ := l.Queue(qi).Read(bufs, sizes, 128)
+			if n == 0 {
+				continue
+			}
+			f := bufs[0][128 : 128+sizes[0]]
+			if f[14+9] != 17 {
+				continue
+			}
+			sp := binary.BigEndian.Uint16(f[14+20:])
+			if queueOf[sp] == nil {
+				queueOf[sp] = map[int]int{}
+			}
+			queueOf[sp][qi]++
+			got++
+		}
+	}
+	used := map[int]bool{}
+	for sp, qs := range queueOf {
+		if len(qs) != 1 {
+			t.Errorf("flow from port %d on queues %v", sp, qs)
+		}
+		for qi := range qs {
+			used[qi] = true
+		}
+	}
+	if got != flows*per || len(used) != 2 {
+		t.Errorf("read %d of %d packets, on %d queues; want all, on both", got, flows*per, len(used))
+	}
 }
