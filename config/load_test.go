@@ -34,7 +34,7 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Interfaces) != 2 || len(cfg.Routes) != 4 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
+	if len(cfg.Interfaces) != 3 || len(cfg.Routes) != 4 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
 		t.Errorf("example: %d interfaces, %d routes, %d neighbors, %d tables, %d rules",
 			len(cfg.Interfaces), len(cfg.Routes), len(cfg.Neighbors), len(cfg.Tables), len(cfg.Rules))
 	}
