@@ -16,6 +16,7 @@ package main_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -127,6 +128,24 @@ func tunForwarding(t *testing.T, kind string) {
 			if n := dropCount(out, reason); n != 0 {
 				t.Errorf("%s counted %d", reason, n)
 			}
+		}
+		// iperf3 went both ways: the TUN's frames must have crossed as
+		// GSO super-packets, not as MTU-sized segments.
+		var ports []struct {
+			Name      string `json:"name"`
+			RxPackets uint64 `json:"rx_packets"`
+			RxBytes   uint64 `json:"rx_bytes"`
+			TxPackets uint64 `json:"tx_packets"`
+			TxBytes   uint64 `json:"tx_bytes"`
+		}
+		if err := json.Unmarshal([]byte(out), &ports); err != nil || len(ports) != 2 {
+			t.Fatalf("show interfaces -j: %v\n%s", err, out)
+		}
+		p := ports[0]
+		rxAvg, txAvg := p.RxBytes/max(p.RxPackets, 1), p.TxBytes/max(p.TxPackets, 1)
+		t.Logf("%s: %d bytes per frame read, %d per frame written", p.Name, rxAvg, txAvg)
+		if rxAvg < 4000 || txAvg < 4000 {
+			t.Errorf("%s: %d bytes per frame read, %d written: GSO super-packets did not cross whole", p.Name, rxAvg, txAvg)
 		}
 		if kind == "tap" {
 			if n := ctl(t, f, "show", "neighbors"); !strings.Contains(n, tunKernel) {
