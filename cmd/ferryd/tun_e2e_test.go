@@ -35,6 +35,14 @@ const (
 	tunFerry   = "203.0.113.1"
 	tunKernel  = "203.0.113.2"
 	tunNetwork = "203.0.113.0/24"
+
+	// IPv6: A's link 2001:db8:1::/64 (R's kernel ::1), the TUN's
+	// 2001:db8:3::/64 (ferry ::1, R's kernel ::2), B's 2001:db8:2::/64.
+	tunA6      = "2001:db8:1::2"
+	tunR06     = "2001:db8:1::1"
+	tunFerry6  = "2001:db8:3::1"
+	tunKernel6 = "2001:db8:3::2"
+	tunB6      = "2001:db8:2::2"
 )
 
 // tunRig builds the rig above and starts ferryd with tunTOML (mtu > 0 sets
@@ -54,22 +62,34 @@ func tunTapRig(t *testing.T, kind string, workers, mtu int, extra string) (*lab.
 	// R's kernel routes A's traffic into the TUN; r1 is ferry's alone.
 	r.R.MustRun("ip", "addr", "add", lab.AddrR0+"/24", "dev", "r0")
 	r.R.MustRun("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+	r.R.MustRun("sysctl", "-q", "-w", "net.ipv6.conf.r0.disable_ipv6=0")
+	r.R.MustRun("sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1")
+	r.R.MustRun("ip", "addr", "add", tunR06+"/64", "dev", "r0", "nodad")
+	r.A.MustRun("ip", "addr", "add", tunA6+"/64", "dev", "eth0", "nodad")
+	r.A.MustRun("ip", "-6", "route", "add", "default", "via", tunR06)
+	r.B.MustRun("ip", "addr", "add", tunB6+"/64", "dev", "eth0", "nodad")
+	r.B.MustRun("ip", "-6", "route", "add", "default", "via", lab.AddrR1v6)
 	ifaces := fmt.Sprintf(`[[interface]]
 name = %q
 kind = %q
-addresses = ["%s/24"]
+addresses = ["%s/24", "%s/64"]
 %s
 %s
 
 [[interface]]
 name = "r1"
 kind = "afpacket"
-addresses = ["%s/24"]
+addresses = ["%s/24", "%s/64"]
 
 [[route]]
 prefix = %q
 via = %q
-`, tunName, kind, tunFerry, map[bool]string{true: fmt.Sprintf("mtu = %d", mtu)}[mtu > 0], extra, lab.AddrR1, lab.NetA, tunKernel)
+
+[[route]]
+prefix = "2001:db8:1::/64"
+via = %q
+`, tunName, kind, tunFerry, tunFerry6, map[bool]string{true: fmt.Sprintf("mtu = %d", mtu)}[mtu > 0], extra,
+		lab.AddrR1, lab.AddrR1v6, lab.NetA, tunKernel, tunKernel6)
 	f, err := r.StartFerryd(ferryd, ferryctl, t.TempDir(), lab.FerryConfig{Workers: workers, Interfaces: ifaces})
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +109,9 @@ func kernelSideOfTUN(t *testing.T, r *lab.Rig) {
 	t.Helper()
 	r.R.MustRun("ip", "addr", "replace", tunKernel+"/24", "dev", tunName)
 	r.R.MustRun("ip", "route", "replace", lab.NetB, "via", tunFerry, "dev", tunName)
+	r.R.MustRun("sysctl", "-q", "-w", "net.ipv6.conf."+tunName+".disable_ipv6=0")
+	r.R.MustRun("ip", "addr", "replace", tunKernel6+"/64", "dev", tunName, "nodad")
+	r.R.MustRun("ip", "-6", "route", "replace", lab.NetBv6, "via", tunFerry6, "dev", tunName)
 }
 
 func TestFerrydTUNForwarding(t *testing.T) { tunForwarding(t, "tun") }
@@ -115,10 +138,45 @@ func tunForwarding(t *testing.T, kind string) {
 				lab.AddrR0, tunFerry, lab.AddrB, hops, err, out)
 		}
 	})
+	t.Run("ping6 A to B", func(t *testing.T) { checkPing6(t, r.A, tunB6) })
+	t.Run("ping6 B to A", func(t *testing.T) { checkPing6(t, r.B, tunA6) })
+	t.Run("traceroute -6", func(t *testing.T) {
+		out, err := run(t, r.A, 60*time.Second, "traceroute", "-6", "-n", "-q1", "-w1", "-N1", tunB6)
+		hops := map[int]string{}
+		for _, m := range hopRE.FindAllStringSubmatch(out, -1) {
+			var n int
+			fmt.Sscan(m[1], &n)
+			hops[n] = m[2]
+		}
+		if err != nil || hops[1] != tunR06 || hops[2] != tunFerry6 || hops[3] != tunB6 || len(hops) != 3 {
+			t.Errorf("traceroute -6: want hops %s, %s (ferry, TUN), %s; got %v (err %v):\n%s",
+				tunR06, tunFerry6, tunB6, hops, err, out)
+		}
+	})
 	iperfServer(t, r)
 	t.Run("iperf3 TCP A to B", func(t *testing.T) { checkTCP(t, r, false) })
 	t.Run("iperf3 TCP B to A", func(t *testing.T) { checkTCP(t, r, true) })
 	t.Run("iperf3 UDP", func(t *testing.T) { checkUDP(t, r) })
+	t.Run("iperf3 -6 TCP both ways", func(t *testing.T) {
+		r.B.MustStart("iperf3", "-s", "-B", tunB6, "-p", "5206")
+		waitFor(t, 10*time.Second, "iperf3 -6 server", func() bool {
+			out, _ := run(t, r.B, 5*time.Second, "ss", "-Hltn", "sport = :5206")
+			return strings.Contains(out, "5206")
+		})
+		for _, rev := range []string{"", "-R"} {
+			args := []string{"iperf3", "-6", "-c", tunB6, "-p", "5206", "-t", "3", "-J"}
+			if rev != "" {
+				args = append(args, rev)
+			}
+			out, err := run(t, r.A, 30*time.Second, args...)
+			var res iperfResult
+			if jerr := json.Unmarshal([]byte(out), &res); err != nil || jerr != nil || res.End.SumReceived.BitsPerSec < 1e9 {
+				t.Errorf("%s: %.2f Gbit/s, want > 1 (err %v %v):\n%s", strings.Join(args, " "), res.End.SumReceived.BitsPerSec/1e9, err, jerr, out)
+				continue
+			}
+			t.Logf("iperf3 -6 TCP %s: %.2f Gbit/s", rev, res.End.SumReceived.BitsPerSec/1e9)
+		}
+	})
 	t.Run("counters", func(t *testing.T) {
 		out := ctl(t, f, "-j", "show", "interfaces")
 		if !regexp.MustCompile(`"kind":\s*"` + kind + `"`).MatchString(out) {
