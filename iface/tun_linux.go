@@ -132,6 +132,15 @@ func OpenTUN(cfg TUNConfig) (Link, error) {
 		return fail(fmt.Errorf("create or attach: %w", err))
 	}
 	w.Close()
+	// From here a failure must not leave behind a device ferry created
+	// persistent.
+	undo := func(err error) (Link, error) {
+		l.Close()
+		if !existed {
+			removeTUN(cfg.Name, cfg.TAP)
+		}
+		return fail(err)
+	}
 	multi := wc.MultiQueue
 	if !multi && cfg.Queues > 1 {
 		return fail(fmt.Errorf("the device is single-queue and there are %d workers: re-create it with `ip tuntap add dev %s mode %s multi_queue`", cfg.Queues, cfg.Name, kind))
@@ -146,32 +155,27 @@ func OpenTUN(cfg TUNConfig) (Link, error) {
 	for i := 0; i < cfg.Queues; i++ {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 		if err != nil {
-			l.Close()
-			return fail(err)
+			return undo(err)
 		}
 		l.queues = append(l.queues, &tunQueue{fd: fd, l3: !cfg.TAP, mac: [6]byte(l.mac)})
 	}
 	if err := l.attach(); err != nil {
-		l.Close()
-		return fail(err)
+		return undo(err)
 	}
 	if wc.Permissions == nil && cfg.Owner >= 0 {
 		if err := ioctlInt(l.queues[0].fd, unix.TUNSETOWNER, cfg.Owner); err != nil {
-			l.Close()
-			return fail(fmt.Errorf("TUNSETOWNER: %w", err))
+			return undo(fmt.Errorf("TUNSETOWNER: %w", err))
 		}
 	}
 	if wc.Permissions == nil && cfg.Group >= 0 {
 		if err := ioctlInt(l.queues[0].fd, unix.TUNSETGROUP, cfg.Group); err != nil {
-			l.Close()
-			return fail(fmt.Errorf("TUNSETGROUP: %w", err))
+			return undo(fmt.Errorf("TUNSETGROUP: %w", err))
 		}
 	}
 	if !existed {
 		// Persistent only while water's descriptor was the only one.
 		if err := ioctlInt(l.queues[0].fd, unix.TUNSETPERSIST, 0); err != nil {
-			l.Close()
-			return fail(fmt.Errorf("TUNSETPERSIST: %w", err))
+			return undo(fmt.Errorf("TUNSETPERSIST: %w", err))
 		}
 	}
 	return l, nil
@@ -216,6 +220,26 @@ func (l *tunLink) attach() error {
 		return fmt.Errorf("set up: %w", err)
 	}
 	return nil
+}
+
+// removeTUN deletes a persistent device with no queues attached: attach,
+// clear persistence, detach.
+func removeTUN(name string, tap bool) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var req [unix.IFNAMSIZ + 64]byte
+	copy(req[:], name)
+	flags := uint16(unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_TUN)
+	if tap {
+		flags = unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_TAP
+	}
+	binary.NativeEndian.PutUint16(req[unix.IFNAMSIZ:], flags)
+	if ioctlPtr(fd, unix.TUNSETIFF, unsafe.Pointer(&req[0])) == nil {
+		ioctlInt(fd, unix.TUNSETPERSIST, 0)
+	}
 }
 
 // Reattach attaches the queues to the device again: a no-op while they

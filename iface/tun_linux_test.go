@@ -1,6 +1,7 @@
 package iface
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -340,5 +341,24 @@ func TestTUNMultiQueueKeepsFlowsOnOneQueue(t *testing.T) {
 	}
 	if got != flows*per || len(used) != 2 {
 		t.Errorf("read %d of %d packets, on %d queues; want all, on both", got, flows*per, len(used))
+	}
+}
+
+// TestTUNFailedOpenLeavesNoDevice: a device OpenTUN created is gone again
+// when a later step fails (here the MTU).
+func TestTUNFailedOpenLeavesNoDevice(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces and /dev/net/tun")
+	}
+	ns := lab.NewT(t).MustNetns("t")
+	err := ns.Do(func() error {
+		_, err := OpenTUN(TUNConfig{Name: "tun0", Queues: 2, MTU: 20, Owner: -1, Group: -1})
+		return err
+	})
+	if err == nil {
+		t.Fatal("MTU 20 accepted")
+	}
+	if out, err := ns.Run(context.Background(), "ip", "link", "show", "tun0"); err == nil {
+		t.Errorf("tun0 left behind:\n%s", out)
 	}
 }

@@ -320,6 +320,10 @@ func TestFerrydTUNThroughput(t *testing.T) {
 			lab.AddrB, resK.End.SumReceived.BitsPerSec/1e9, resT.End.SumReceived.BitsPerSec/1e9,
 			resT.End.SumReceived.BitsPerSec/resK.End.SumReceived.BitsPerSec)
 	}
+	if res8, ok := iperfClient(t, r, "-t", "5", "-P", "8"); ok {
+		t.Logf("iperf3 -c %s -t 5 -P 8 through the TUN (2 workers, 2 queues): %.2f Gbit/s",
+			lab.AddrB, res8.End.SumReceived.BitsPerSec/1e9)
+	}
 	stopFerry(t, f)
 }
 
