@@ -85,7 +85,7 @@ type Control struct {
 // Interface is one port.
 type Interface struct {
 	Name string // Linux interface name
-	Kind string // "afpacket" (later: "tun", "tap")
+	Kind string // "afpacket", "tun" (layer 3) or "tap" (layer 2)
 	// Addresses are ferry's own IPv4 and IPv6 addresses with prefix
 	// length. An IPv6 link-local one (fe80::/10) replaces the address
 	// ferry would otherwise derive from the MAC (EUI-64).
@@ -108,8 +108,16 @@ type Interface struct {
 	SendRedirects     bool
 	RPFilter          int
 	// RA, when set, makes ferry send IPv6 router advertisements on the port.
-	RA   *RA
-	Line int // line in the config file where this interface is declared
+	RA *RA
+	// Owner and Group (uid, gid) may use a TUN/TAP device ferry creates
+	// without privileges; -1 leaves it unchanged.
+	Owner, Group int
+	// ClampMSS clamps the MSS option of forwarded TCP SYNs that enter or
+	// leave this port to the smaller MTU of the two ports less the IP and
+	// TCP headers, or to ClampMSSTo when that is set (default: on for TUN).
+	ClampMSS   bool
+	ClampMSSTo int
+	Line       int // line in the config file where this interface is declared
 }
 
 // Route is a static route.

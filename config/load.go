@@ -54,6 +54,11 @@ type rawFile struct {
 		SendRedirects     *bool  `toml:"send_redirects"`
 		RPFilter          *int   `toml:"rp_filter"`
 		RA                *rawRA `toml:"ra"`
+		// TUN and TAP
+		Owner      string `toml:"owner"`
+		Group      string `toml:"group"`
+		ClampMSS   *bool  `toml:"clamp_mss"`
+		ClampMSSTo int    `toml:"clamp_mss_to"`
 	} `toml:"interface"`
 	Table    []rawTable `toml:"table"`
 	Route    []rawRoute `toml:"route"`
@@ -365,9 +370,12 @@ func (c *checker) interfaces(raw *rawFile, cfg *Config) {
 		case "", "afpacket":
 			ifc.Kind = "afpacket"
 		case "tun", "tap":
-			c.bad(t+".kind", "%q is not supported yet (only \"afpacket\")", ri.Kind)
 		default:
-			c.bad(t+".kind", "%q is not a port kind (want \"afpacket\")", ri.Kind)
+			c.bad(t+".kind", "%q is not a port kind (want \"afpacket\", \"tun\" or \"tap\")", ri.Kind)
+		}
+		c.tunSettings(t, &ifc, ri.Owner, ri.Group, ri.ClampMSS, ri.ClampMSSTo)
+		if ifc.Kind == "tun" && ri.MAC != "" {
+			c.bad(t+".mac", "a TUN port has no link layer, so no MAC")
 		}
 		if ri.MTU != 0 && (ri.MTU < 68 || ri.MTU > 65535) {
 			c.bad(t+".mtu", "%d is out of range 68..65535", ri.MTU)

@@ -34,7 +34,7 @@ func TestExampleParses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Interfaces) != 2 || len(cfg.Routes) != 4 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
+	if len(cfg.Interfaces) != 3 || len(cfg.Routes) != 4 || len(cfg.Neighbors) != 1 || len(cfg.Tables) != 1 || len(cfg.Rules) != 1 {
 		t.Errorf("example: %d interfaces, %d routes, %d neighbors, %d tables, %d rules",
 			len(cfg.Interfaces), len(cfg.Routes), len(cfg.Neighbors), len(cfg.Tables), len(cfg.Rules))
 	}
@@ -89,7 +89,14 @@ func TestErrorsNameLineAndKey(t *testing.T) {
 		{"ra mtu", func(s string) string {
 			return strings.Replace(s, "mtu = 1300", "mtu = 1300\n[interface.ra]\nmtu = 900", 1)
 		}, 14, "interface[1].ra.mtu", "out of range 1280"},
-		{"kind", func(s string) string { return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tun\"", 1) }, 11, "interface[1].kind", "not supported yet"},
+		{"kind", func(s string) string { return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tunnel\"", 1) }, 11, "interface[1].kind", "not a port kind"},
+		{"tun mac", func(s string) string {
+			return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tun\"\nmac = \"02:00:00:00:00:01\"", 1)
+		}, 12, "interface[1].mac", "no link layer"},
+		{"owner", func(s string) string { return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nowner = \"0\"", 1) }, 11, "interface[1].owner", "for kind"},
+		{"clamp_mss_to", func(s string) string {
+			return strings.Replace(s, `name = "r1"`, "name = \"r1\"\nkind = \"tun\"\nclamp_mss_to = 100", 1)
+		}, 12, "interface[1].clamp_mss_to", "out of range"},
 		{"workers", func(s string) string { return strings.Replace(s, "workers = 2", "workers = 0", 1) }, 3, "dataplane.workers", "out of range"},
 		{"route type", func(s string) string { return strings.Replace(s, `via = "198.51.100.2"`, `type = "drop"`, 1) }, 16, "route[0].type", "not a route type"},
 	}
@@ -144,6 +151,39 @@ func TestKernelRx(t *testing.T) {
 	_, err = Parse("f.toml", []byte(strings.Replace(good, "mtu = 1300", "mtu = 1300\nkernel_rx = \"yes\"", 1)))
 	if err == nil || !strings.Contains(err.Error(), "f.toml:13") || !strings.Contains(err.Error(), "kernel_rx") {
 		t.Errorf("kernel_rx as a string: got %v, want an error naming line 13 and the key", err)
+	}
+}
+
+func TestTUNSettings(t *testing.T) {
+	src := `
+[[interface]]
+name = "tun0"
+kind = "tun"
+owner = "0"
+group = "root"
+addresses = ["192.0.2.1/24"]
+
+[[interface]]
+name = "tap0"
+kind = "tap"
+clamp_mss_to = 1300
+
+[[interface]]
+name = "r1"
+`
+	cfg, err := Parse("ferry.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun, tap, af := cfg.Interfaces[0], cfg.Interfaces[1], cfg.Interfaces[2]
+	if tun.Kind != "tun" || tun.Owner != 0 || tun.Group != 0 || !tun.ClampMSS || tun.ClampMSSTo != 0 {
+		t.Errorf("tun: %+v", tun)
+	}
+	if tap.Kind != "tap" || tap.Owner != -1 || !tap.ClampMSS || tap.ClampMSSTo != 1300 {
+		t.Errorf("tap: %+v", tap)
+	}
+	if af.ClampMSS || af.Owner != -1 {
+		t.Errorf("afpacket: %+v", af)
 	}
 }
 

@@ -96,6 +96,9 @@ const (
 	DropNATTableFull     // new flow to translate with the mapping table full
 	DropNATNoAddress     // masquerade out of a port with no IPv4 address
 	DropNATBadICMP       // ICMP error about a translated flow whose quote is too short to translate
+	// TUN and TAP ports (iface/tunqueue_linux.go)
+	DropTunNotIP   // packet from a TUN that is neither IPv4 nor IPv6 (or empty)
+	DropBadVnetHdr // virtio_net_hdr with nonsense values: unknown GSO type, gso_size 0, hdr_len or csum_start past the end
 
 	numDrops
 )
@@ -177,6 +180,8 @@ var dropNames = [numDrops]string{
 	DropNATTableFull:       "nat_table_full",
 	DropNATNoAddress:       "nat_no_address",
 	DropNATBadICMP:         "nat_bad_icmp",
+	DropTunNotIP:           "tun_not_ip",
+	DropBadVnetHdr:         "vnet_hdr_invalid",
 }
 
 func (d Drop) String() string {

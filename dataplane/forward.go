@@ -39,6 +39,7 @@ func (w *worker) forward() {
 		if p.flags&flagOptions != 0 {
 			w.forwardOptions(p, header.IPv4(ip))
 		}
+		w.mssClamp(p)
 	}
 	w.filterHook(stageForward, filter.HookForward)
 	w.hook(stageForward, w.r.hooks.Forward)

@@ -33,6 +33,7 @@ func (w *worker) forward6(p *Packet) {
 		return
 	}
 	ip.SetHopLimit(hl - 1)
+	w.mssClamp(p)
 }
 
 // segmentLen6 is the IPv6 length of the largest segment of a GSO frame:

@@ -16,13 +16,14 @@ const queuedPrefix = 1 + iface.VnetHdrLen
 // an ARP request, or for IPv6 a neighbour solicitation. The packets come
 // back through arp.go (nd.go) when the reply (advertisement) arrives, or as
 // ICMP host unreachable (ICMPv6 address unreachable) when the table gives
-// up.
+// up. A TUN port (port.l3) has no link layer: its packets go straight on.
 func (w *worker) neighbour() {
 	for _, p := range w.vec {
 		if p.next != stageNeighbour {
 			continue
 		}
-		if p.flags&flagMACSet != 0 {
+		if p.flags&flagMACSet != 0 || w.r.ports[p.out].l3 {
+			// A TUN has no link layer: the frame's header is stripped.
 			p.next = stageRewrite
 			continue
 		}

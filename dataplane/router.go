@@ -90,13 +90,21 @@ type port struct {
 	bcForwarding      bool
 	sendRedirects     bool
 	rpFilter          uint8 // 0 off, 1 strict, 2 loose
+
+	// TUN and TAP (tunport.go)
+	l3         bool          // no link layer: no neighbour resolution
+	clampMSS   bool          // clamp the MSS of forwarded TCP SYNs through this port
+	clampMSSTo int           // to this (0: from the MTUs)
+	gen        atomic.Uint32 // bumped when the port is re-attached
+	reattached atomic.Uint64
 }
 
 // Options adjust how a Router is built.
 type Options struct {
 	Log   *slog.Logger
 	Hooks Hooks
-	// OpenLink opens a port. Nil opens AF_PACKET sockets; tests pass fakes.
+	// OpenLink opens a port. Nil opens AF_PACKET sockets, TUN or TAP
+	// devices, as configured; tests pass fakes.
 	OpenLink func(ifc config.Interface, dp config.Dataplane) (iface.Link, error)
 }
 
@@ -110,7 +118,7 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		opt.Log = slog.Default()
 	}
 	if opt.OpenLink == nil {
-		opt.OpenLink = openAFPacket
+		opt.OpenLink = openPort
 	}
 	workers := max(cfg.Dataplane.Workers, 1)
 	r := &Router{
@@ -144,6 +152,7 @@ func New(cfg *config.Config, opt Options) (*Router, error) {
 		p := &port{idx: i, name: ifc.Name, kind: ifc.Kind, link: l, mtu: l.MTU(), addrs: ifc.Addresses,
 			acceptSourceRoute: ifc.AcceptSourceRoute, bcForwarding: ifc.BCForwarding,
 			sendRedirects: ifc.SendRedirects, rpFilter: uint8(ifc.RPFilter)}
+		p.initTUN(ifc, l)
 		copy(p.mac[:], l.MAC())
 		if ifc.MAC != nil {
 			copy(p.mac[:], ifc.MAC)
@@ -356,6 +365,7 @@ func (r *Router) control() {
 			r.nat.Expire(r.nowNS(), 4096)
 			if n++; n%5 == 0 {
 				r.refreshLinks() // for display and logs; transmit does not depend on it
+				r.reattachPorts()
 			}
 		}
 	}

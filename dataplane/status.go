@@ -25,6 +25,10 @@ type InterfaceStatus struct {
 	TxBytes   uint64            `json:"tx_bytes"`
 	Drops     map[string]uint64 `json:"drops"` // reason -> count; only non-zero reasons
 	IPv4      PortIPv4          `json:"ipv4"`
+	// TUN/TAP: times the port was re-attached after its device was deleted
+	// and re-created; whether it clamps the MSS of forwarded TCP SYNs.
+	Reattached uint64 `json:"reattached,omitempty"`
+	ClampMSS   bool   `json:"clamp_mss,omitempty"`
 }
 
 // PortIPv4 is a port's IPv4 settings, named as Linux's
@@ -103,7 +107,7 @@ func (r *Router) Interfaces() []InterfaceStatus {
 		s := InterfaceStatus{
 			Name: p.name, Index: i, Kind: p.kind, MTU: p.mtu, Up: p.up.Load(),
 			MAC:   fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", p.mac[0], p.mac[1], p.mac[2], p.mac[3], p.mac[4], p.mac[5]),
-			Drops: map[string]uint64{},
+			Drops: map[string]uint64{}, Reattached: p.reattached.Load(), ClampMSS: p.clampMSS,
 			IPv4: PortIPv4{RPFilter: int(p.rpFilter), SendRedirects: p.sendRedirects,
 				AcceptSourceRoute: p.acceptSourceRoute, BCForwarding: p.bcForwarding},
 		}

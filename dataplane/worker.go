@@ -26,7 +26,9 @@ type worker struct {
 	r      *Router
 	queues []iface.Queue // by port index
 	pfds   []unix.PollFd
-	dead   []bool // queue failed for good (its link vanished)
+	dead   []bool // queue failed (its link vanished); TUN/TAP come back (revive)
+	// deadGen is the port's gen when its queue failed.
+	deadGen []uint32
 
 	rx      []Packet   // one per batch slot; buf is own[i] or a view Read handed out
 	own     [][]byte   // the rx packets' own buffers, passed to every Read
@@ -70,6 +72,7 @@ func newWorker(r *Router, id int, queues []iface.Queue) *worker {
 		r:          r,
 		queues:     queues,
 		dead:       make([]bool, len(queues)),
+		deadGen:    make([]uint32, len(queues)),
 		rx:         make([]Packet, b),
 		spare:      make([]Packet, b),
 		free:       make([]int, 0, b),
@@ -155,6 +158,7 @@ func (w *worker) run() {
 		}
 		if w.now.Sub(lastStats) > time.Second {
 			w.publishQueueStats()
+			w.revive()
 			lastStats = w.now
 		}
 	}
@@ -227,6 +231,7 @@ func (w *worker) wait(timeout time.Duration) {
 func (w *worker) queueFailed(pi int) {
 	if !w.dead[pi] {
 		w.dead[pi] = true
+		w.deadGen[pi] = w.r.ports[pi].gen.Load()
 		w.pfds[pi].Fd = -1
 		w.r.portFailed(pi)
 	}
@@ -281,6 +286,8 @@ func (w *worker) publishQueueStats() {
 		pc := &w.ctr.ports[pi]
 		pc.drops[DropKernelRxRing].Add(s.KernelDrops - old.KernelDrops)
 		pc.drops[DropTruncatedRx].Add(s.Truncated - old.Truncated)
+		pc.drops[DropTunNotIP].Add(s.NotIP - old.NotIP)
+		pc.drops[DropBadVnetHdr].Add(s.BadVnetHdr - old.BadVnetHdr)
 		w.queueStats[pi] = s
 	}
 }

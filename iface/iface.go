@@ -1,6 +1,12 @@
 // Package iface moves frames between ferry's workers and Linux interfaces
-// (AF_PACKET rings now; TUN/TAP later). It does I/O and nothing else: no
+// (AF_PACKET rings, TUN and TAP devices). It does I/O and nothing else: no
 // parsing beyond what the kernel interface itself requires.
+//
+// TUN and TAP devices are created or attached with github.com/songgao/water,
+// which ferry wraps rather than extends: water creates the device and sets
+// its owner, group and persistence, then ferry attaches its own queue
+// descriptors with the flags water does not know (IFF_VNET_HDR,
+// IFF_MULTI_QUEUE) and sets TUNSETOFFLOAD through them (tun_linux.go).
 package iface
 
 import "net"
@@ -61,6 +67,8 @@ type QueueStats struct {
 	KernelDrops uint64 // tp_drops from PACKET_STATISTICS: the RX ring was full
 	Truncated   uint64 // frames larger than a ring slot or the caller's buffer
 	TxRingFull  uint64 // frames not sent because no TX slot was free
+	NotIP       uint64 // TUN: packets that were neither IPv4 nor IPv6
+	BadVnetHdr  uint64 // TUN/TAP: virtio_net_hdr with nonsense values (read, or refused by the kernel on write)
 }
 
 // Link is an interface opened for ferry: one Queue per worker plus a

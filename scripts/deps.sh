@@ -22,6 +22,7 @@ packages=(
 	coturn            # turnserver (STUN, two addresses) and turnutils_natdiscovery (RFC 5780) for the NAT tests
 	ethtool           # offload inspection on lab interfaces
 	nftables          # the kernel's masquerade and filter contenders in the benchmark
+	wireguard-tools   # wg: the WireGuard VPN in front of ferry's TUN in the e2e tests
 	procps            # sysctl, pkill-free process inspection
 	ca-certificates   # go mod download over HTTPS
 	make
@@ -48,6 +49,9 @@ fi
 
 if command -v go >/dev/null 2>&1; then
 	go mod download
+	# wireguard-go for the VPN e2e test (cmd/ferryd/tun_e2e_test.go builds
+	# it from the module cache; this kernel has no WireGuard module).
+	go mod download golang.zx2c4.com/wireguard@v0.0.0-20260522210424-ecfc5a8d5446
 else
 	echo "deps.sh: go is not installed (need Go $(awk '/^go /{print $2}' go.mod) or newer)" >&2
 	exit 1

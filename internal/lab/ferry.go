@@ -32,6 +32,9 @@ type FerryConfig struct {
 	NoRA       bool
 	RAInterval int
 	RA0, RA1   string
+	// Interfaces, when set, replaces the r0 and r1 [[interface]] tables
+	// (the TUN tests give ferry r1 and a TUN, and r0 to R's kernel).
+	Interfaces string
 }
 
 // TOML renders the rig's ferryd config: r0 and r1 with ferry's addresses
@@ -62,6 +65,13 @@ func (c FerryConfig) TOML() string {
 			return fmt.Sprintf("%q, %q", v4+"/24", v6+"/64")
 		}
 		return fmt.Sprintf("%q", v4+"/24")
+	}
+	if c.Interfaces != "" {
+		b.WriteString(c.Interfaces + "\n")
+		if c.Extra != "" {
+			b.WriteString("\n" + c.Extra + "\n")
+		}
+		return b.String()
 	}
 	fmt.Fprintf(&b, "[[interface]]\nname = \"r0\"\nkind = \"afpacket\"\naddresses = [%s]\n", addrs(AddrR0, AddrR0v6))
 	ra(c.RA0)
