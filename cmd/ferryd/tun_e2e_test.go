@@ -467,3 +467,49 @@ func TestFerrydTUNWireGuardVPN(t *testing.T) {
 	}
 	stopFerry(t, f)
 }
+
+// TestFerrydTUNMasquerade is the VPN gateway's usual job: clients that
+// come in through the TUN leave masqueraded behind ferry's uplink address.
+// B has no route back to A's or the TUN's network, so only translated
+// traffic can work. The ruleset is added to the running ferryd by a
+// reload.
+func TestFerrydTUNMasquerade(t *testing.T) {
+	r, f := tunRig(t, 0, "")
+	rules := filepath.Join(t.TempDir(), "masq.nft")
+	os.WriteFile(rules, []byte(`table ip nat {
+	chain post {
+		type nat hook postrouting priority srcnat; policy accept;
+		oifname "r1" counter masquerade
+	}
+}
+`), 0o644)
+	cf, err := os.OpenFile(f.Config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(cf, "\n[ruleset]\nfile = %q\n", rules)
+	cf.Close()
+	t.Logf("reload: %s", ctl(t, f, "reload"))
+	r.B.MustRun("ip", "route", "del", "default")
+
+	t.Run("ping", func(t *testing.T) { checkPing(t, r.A, lab.AddrB) })
+	t.Run("traceroute", func(t *testing.T) {
+		out, err := run(t, r.A, 60*time.Second, "traceroute", "-n", "-q1", "-w1", "-N1", lab.AddrB)
+		if err != nil || !strings.Contains(out, " "+tunFerry+" ") || !strings.Contains(out, " "+lab.AddrB+" ") {
+			t.Errorf("traceroute: want R's kernel, ferry's %s, then B: %v\n%s", tunFerry, err, out)
+		}
+		t.Logf("traceroute:\n%s", out)
+	})
+	iperfServer(t, r)
+	t.Run("iperf3", func(t *testing.T) {
+		checkTCP(t, r, false)
+		checkTCP(t, r, true)
+		checkUDP(t, r)
+	})
+	nat := ctl(t, f, "show", "nat")
+	if !strings.Contains(nat, "192.0.2.2:") || !strings.Contains(nat, "-> "+lab.AddrR1+":") {
+		t.Errorf("show nat: want A's flows mapped to %s:\n%s", lab.AddrR1, nat)
+	}
+	t.Logf("show nat:\n%s", nat)
+	stopFerry(t, f)
+}
