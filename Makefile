@@ -14,7 +14,7 @@ RACE_PKGS = $(shell $(GO) list ./... | grep -v -e '/cmd/' -e '/bench')
 GOFILES   = $(shell find . -name '*.go' -not -path './.git/*' -not -path './bin/*')
 BENCHFLAGS ?=
 
-.PHONY: all build deps test fmt-check vet demo bench bench-quick clean
+.PHONY: all build deps test fmt-check vet demo demo-vpn bench bench-quick clean
 
 all: build
 
@@ -56,6 +56,14 @@ demo: deps build
 # The pipeline without I/O first (ns and allocations per packet; b.N counts
 # packets), then the namespace rig: kernel against ferryd.
 MICROBENCH = $(GO) test -run '^$$' -bench 'Pipeline' -benchtime 2000000x ./dataplane
+
+# The VPN gateway scenario: a WireGuard client (wireguard-go, built from the
+# module proxy, and wg) tunnels into a gateway namespace whose kernel routes
+# the decrypted traffic into ferry's TUN; ferry forwards it to a server
+# namespace, then masquerades a TUN client behind its uplink. Prints what
+# happened: pings, traceroute, iperf3, wg show, show nat.
+demo-vpn: deps build
+	$(GO) test -count=1 -run 'TestFerrydTUNWireGuardVPN|TestFerrydTUNMasquerade' -v ./cmd/ferryd
 
 bench: deps build
 	$(MICROBENCH)
