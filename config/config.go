@@ -15,6 +15,7 @@ type Config struct {
 	File       string
 	Dataplane  Dataplane
 	Control    Control
+	Metrics    Metrics
 	Interfaces []Interface
 	Tables     []Table
 	Routes     []Route
@@ -80,6 +81,14 @@ type Dataplane struct {
 // Control holds the ferryctl socket settings.
 type Control struct {
 	Socket string // unix socket path, created with mode 0600 (default /run/ferry/ferryd.sock)
+}
+
+// Metrics is the opt-in Prometheus endpoint.
+type Metrics struct {
+	// Listen is the TCP address (host:port) ferryd serves /metrics on,
+	// in ferryd's own network namespace; empty: no endpoint.
+	Listen string
+	Line   int
 }
 
 // Interface is one port.

@@ -41,6 +41,9 @@ type rawFile struct {
 	Control struct {
 		Socket string `toml:"socket"`
 	} `toml:"control"`
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
 	Interface []struct {
 		Name      string   `toml:"name"`
 		Kind      string   `toml:"kind"`
@@ -305,6 +308,7 @@ func (c *checker) build(raw *rawFile) *Config {
 	if cfg.Control.Socket == "" {
 		cfg.Control.Socket = DefaultSocket
 	}
+	c.metrics(raw, cfg)
 	c.interfaces(raw, cfg)
 	if cfg.Dataplane.Mode == "io-only" && len(raw.Interface) != 2 {
 		c.bad("dataplane.mode", "io-only cross-connects exactly two interfaces, not %d", len(raw.Interface))

@@ -278,3 +278,13 @@ func intVal(fi *fieldInfo, v uint32) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// RuleCount is the number of rules in every chain of every table (filter
+// and nat), as the listing shows them.
+func (p *Program) RuleCount() int {
+	n := 0
+	for _, c := range p.chains {
+		n += len(c.rules)
+	}
+	return n
+}

@@ -66,11 +66,23 @@ func run() int {
 	handleRouting(ctl, r, cfg)
 	handleFilter(ctl, r, *cfgPath, log)
 	r.Start()
+	var met *metricsServer
+	if cfg.Metrics.Listen != "" {
+		// In ferryd's own network namespace, after the router is running;
+		// an address that cannot be bound stops ferryd here.
+		if met, err = startMetrics(cfg.Metrics.Listen, r, log); err != nil {
+			ctl.Close()
+			r.Stop()
+			log.Error("cannot start metrics endpoint", "err", err)
+			fmt.Fprintf(os.Stderr, "ferryd: %s:%d: metrics.listen: %v\n", *cfgPath, cfg.Metrics.Line, err)
+			return 1
+		}
+	}
 	names := make([]string, 0, len(cfg.Interfaces))
 	for _, i := range cfg.Interfaces {
 		names = append(names, i.Name)
 	}
-	log.Info("ferryd running", "config", *cfgPath, "interfaces", names, "workers", cfg.Dataplane.Workers, "control", cfg.Control.Socket)
+	log.Info("ferryd running", "config", *cfgPath, "interfaces", names, "workers", cfg.Dataplane.Workers, "control", cfg.Control.Socket, "metrics", cfg.Metrics.Listen)
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -80,6 +92,9 @@ func run() int {
 		s = <-sig
 	}
 	log.Info("stopping", "signal", s.String())
+	if met != nil {
+		met.Close()
+	}
 	ctl.Close()
 	r.Stop()
 	log.Info("stopped")
