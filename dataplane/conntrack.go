@@ -120,15 +120,6 @@ func (w *worker) confirm(p *Packet) {
 	}
 }
 
-// ICMP types whose message quotes the packet it is about.
-func icmp4IsError(t uint8) bool {
-	switch t {
-	case icmpDestUnreachable, 4 /* source quench */, icmpRedirect, icmpTimeExceeded, icmpParamProblem:
-		return true
-	}
-	return false
-}
-
 // ICMP queries, keyed by their identifier (RFC 792, RFC 950).
 func icmp4HasIdent(t uint8) bool {
 	switch t {
@@ -232,7 +223,7 @@ func (w *worker) classifyL4(fp *filter.Packet, m *conntrack.Meta, l4 []byte, pro
 				id = binary.BigEndian.Uint16(l4[4:])
 			}
 		} else {
-			isErr = icmp4IsError(fp.ICMPType)
+			isErr = isICMPError(fp.ICMPType)
 			if icmp4HasIdent(fp.ICMPType) {
 				id = header.ICMPv4(l4).Ident()
 			}

@@ -181,7 +181,7 @@ func (w *worker) output() {
 func ownAnswer(fp *filter.Packet) bool {
 	switch fp.L4Proto {
 	case protoICMP:
-		return icmp4IsError(fp.ICMPType)
+		return isICMPError(fp.ICMPType)
 	case nhICMPv6:
 		return fp.ICMPType < 128
 	case protoTCP:

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -115,18 +116,15 @@ func (w *worker) dnatNew(p *Packet) {
 // is spread by the flow's hash, so a flow always gets the same server.
 func pickTarget(s *filter.NATSpec, t *conntrack.Tuple) nat.Endpoint {
 	lo, hi := s.AddrLo.As4(), s.AddrHi.As4()
-	a, b := be32(lo), be32(hi)
-	h := be32([4]byte(t.Src[12:]))*2654435761 ^ uint32(t.SrcPort)*40503
+	a, b := binary.BigEndian.Uint32(lo[:]), binary.BigEndian.Uint32(hi[:])
+	h := binary.BigEndian.Uint32(t.Src[12:16])*2654435761 ^ uint32(t.SrcPort)*40503
 	n := a + h%(b-a+1)
-	out := nat.Endpoint{Addr: [4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}}
+	var out nat.Endpoint
+	binary.BigEndian.PutUint32(out.Addr[:], n)
 	if s.PortLo != 0 {
 		out.Port = s.PortLo + uint16(h%uint32(s.PortHi-s.PortLo+1))
 	}
 	return out
-}
-
-func be32(a [4]byte) uint32 {
-	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 }
 
 // snat runs at postrouting, after the filter: new flows through the snat
@@ -225,7 +223,7 @@ func (w *worker) translate(p *Packet, source bool) {
 		l4 = ip[hl:end]
 	}
 	fp := &cs.fp
-	if fp.L4Proto == protoICMP && fp.CtState == filter.CtRelated && icmp4IsError(fp.ICMPType) {
+	if fp.L4Proto == protoICMP && fp.CtState == filter.CtRelated && isICMPError(fp.ICMPType) {
 		// An error about a translated packet: the quoted packet becomes
 		// what its sender sent (the connection's other tuple), the error
 		// goes to that sender, and an error from the quoted packet's
@@ -355,7 +353,13 @@ func (r *Router) NAT(limit int) NATStatus {
 			st.Truncated = true
 			return false
 		}
-		name := map[uint8]string{protoTCP: "tcp", protoUDP: "udp", protoICMP: "icmp"}[m.Proto]
+		name := "icmp"
+		switch m.Proto {
+		case protoTCP:
+			name = "tcp"
+		case protoUDP:
+			name = "udp"
+		}
 		st.Mappings = append(st.Mappings, fmt.Sprintf("%-4s %s:%d -> %s:%d sessions=%d idle=%s remotes=%d",
 			name, netip.AddrFrom4(m.Inside.Addr), m.Inside.Port, netip.AddrFrom4(m.External.Addr), m.External.Port,
 			m.Refs, m.IdleFor.Round(time.Second), len(m.Remotes)))

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/checksum"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
@@ -31,11 +32,7 @@ func checkL4(t *testing.T, f []byte) header.IPv4 {
 			t.Errorf("bad ICMP checksum")
 		}
 	case protoUDP, protoTCP:
-		src, dst := binary.BigEndian.Uint32(ip.SourceAddressSlice()), binary.BigEndian.Uint32(ip.DestinationAddressSlice())
-		sum := tcpPseudoSum(src, dst, len(l4))
-		if ip.Protocol() == protoUDP {
-			sum = udpPseudo(src, dst, len(l4))
-		}
+		sum := header.PseudoHeaderChecksum(ip.TransportProtocol(), ip.SourceAddress(), ip.DestinationAddress(), uint16(len(l4)))
 		if checksum.Checksum(l4, sum) != 0xffff {
 			t.Errorf("bad L4 checksum (proto %d)", ip.Protocol())
 		}
@@ -43,20 +40,12 @@ func checkL4(t *testing.T, f []byte) header.IPv4 {
 	return ip
 }
 
-func udpPseudo(src, dst uint32, n int) uint16 {
-	var b [12]byte
-	binary.BigEndian.PutUint32(b[0:], src)
-	binary.BigEndian.PutUint32(b[4:], dst)
-	b[9] = protoUDP
-	binary.BigEndian.PutUint16(b[10:], uint16(n))
-	return checksum.Checksum(b[:], 0)
-}
-
 // udpChecksummed is udpPorts with a valid checksum for src -> dst.
 func udpChecksummed(src, dst netip.Addr, sport, dport uint16, n int) []byte {
 	u := udpPorts(sport, dport, n)
 	s, d := src.As4(), dst.As4()
-	binary.BigEndian.PutUint16(u[6:], ^checksum.Checksum(u, udpPseudo(binary.BigEndian.Uint32(s[:]), binary.BigEndian.Uint32(d[:]), len(u))))
+	sum := header.PseudoHeaderChecksum(header.UDPProtocolNumber, tcpip.AddrFrom4(s), tcpip.AddrFrom4(d), uint16(len(u)))
+	header.UDP(u).SetChecksum(^checksum.Checksum(u, sum))
 	return u
 }
 
